@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything Sextant needs on a fresh Debian 12 machine with rustup:
+# Rust targets for wasm workloads and the Debian packages the tests drive.
+# Safe to run again: every step checks before it installs.
+set -euo pipefail
+
+need_targets=(wasm32-wasip1 wasm32-wasip2)
+installed_targets=$(rustup target list --installed)
+for t in "${need_targets[@]}"; do
+    if ! grep -qx "$t" <<<"$installed_targets"; then
+        rustup target add "$t"
+    fi
+done
+
+# Debian packages: added here as the issues that need them land (containerd, runc, ...).
+need_debs=()
+missing=()
+for p in "${need_debs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}"
+fi
+
+if ! command -v cargo-nextest >/dev/null; then
+    cargo install --locked cargo-nextest
+fi
