@@ -101,6 +101,7 @@ async fn propose(State(store): State<Store>, body: Bytes) -> Response {
     let answer = match store.raft().client_write(commands).await {
         Ok(resp) => Ok(resp.data),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ForwardError::NotLeader),
+        Err(RaftError::Fatal(_)) => Err(ForwardError::Stopped),
         Err(e) => Err(ForwardError::Failed(e.to_string())),
     };
     reply(&answer)
@@ -110,7 +111,7 @@ async fn read_index(State(store): State<Store>) -> Response {
     let answer = match store.raft().get_read_log_id().await {
         Ok((read, _)) => Ok(read.map_or(0, |id| id.index)),
         Err(RaftError::APIError(_)) => Err(ForwardError::NotLeader),
-        Err(e) => Err(ForwardError::Failed(e.to_string())),
+        Err(RaftError::Fatal(_)) => Err(ForwardError::Stopped),
     };
     reply(&answer)
 }

@@ -40,6 +40,9 @@ pub(crate) struct Proposal {
 pub(crate) enum ForwardError {
     /// The receiver is not the leader (any more): try again.
     NotLeader,
+    /// The receiver's raft has stopped (it is shutting down or failed): try again, a new
+    /// leader takes over. A write it proposed just before stopping may have applied.
+    Stopped,
     Failed(String),
 }
 
@@ -98,7 +101,7 @@ pub(crate) async fn write(raft: &Raft, peers: &Peers, commands: Vec<Command>) ->
                         Ok(Ok(outcomes)) => return Ok(outcomes),
                         Ok(Err(ForwardError::Failed(m))) => return Err(StoreError::Stopped(m)),
                         // The leader moved, or is gone before it saw the request: retry.
-                        Ok(Err(ForwardError::NotLeader)) | Err(PeerError::Connect(_)) => {}
+                        Ok(Err(ForwardError::NotLeader | ForwardError::Stopped)) | Err(PeerError::Connect(_)) => {}
                         Err(e) => return Err(e.into_store_error(&node.addr)),
                     }
                 }
@@ -125,7 +128,7 @@ pub(crate) async fn read_index(raft: &Raft, peers: &Peers) -> Result<u64> {
                     match answer {
                         Ok(Ok(index)) => return Ok(index),
                         Ok(Err(ForwardError::Failed(m))) => return Err(StoreError::Stopped(m)),
-                        Ok(Err(ForwardError::NotLeader)) | Err(PeerError::Connect(_)) => {}
+                        Ok(Err(ForwardError::NotLeader | ForwardError::Stopped)) | Err(PeerError::Connect(_)) => {}
                         Err(e) => return Err(e.into_store_error(&node.addr)),
                     }
                 }

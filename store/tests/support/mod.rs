@@ -43,12 +43,12 @@ impl TestNode {
         self.store.shutdown().await.expect("clean shutdown");
     }
 
-    /// Stops like a crash: the server goes away at once and raft is stopped without a
-    /// goodbye. (A kill -9 of a real process is tested in `crash.rs`.)
+    /// Stops like a crash: raft stops first, without a goodbye, while peers still talk to
+    /// it; then the listener closes. (A kill -9 of a real process is in `crash.rs`.)
     pub async fn kill(self) {
-        self.server.abort();
-        let _ = self.server.await;
         let _ = self.store.shutdown().await;
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
     }
 }
 
