@@ -1,1 +1,25 @@
-fn main() {}
+//! The `sextant` command. Parses flags and hands over to the library; see `lib.rs`.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "sextant", version, about = "A Kubernetes-compatible orchestrator for wasm and OCI pods")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a control-plane node.
+    Server(sextant::server::ServerArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    sextant::logging::init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Cmd::Server(args) => runtime.block_on(sextant::server::run(args, sextant::signals::shutdown_signal())),
+    }
+}

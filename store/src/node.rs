@@ -83,7 +83,7 @@ impl StoreConfig {
 }
 
 /// What a node knows about itself and the cluster.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Status {
     pub id: NodeId,
     pub leader: Option<NodeId>,

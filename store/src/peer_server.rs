@@ -34,6 +34,7 @@ pub fn router(store: Store) -> Router {
         .route("/read-index", post(read_index))
         .route("/members/add", post(add_member))
         .route("/members/remove", post(remove_member))
+        .route("/status", axum::routing::get(status))
         .layer(DefaultBodyLimit::max(MAX_PEER_BODY))
         .route_layer(middleware::from_fn_with_state(store.clone(), authenticate))
         .with_state(store);
@@ -132,4 +133,12 @@ async fn remove_member(State(store): State<Store>, body: Bytes) -> Response {
     };
     tracing::info!(node = id, "removing store node");
     reply(&store.remove_node(id).await.map_err(|e| ForwardError::Failed(e.to_string())))
+}
+
+/// The node's view of the cluster, as JSON, for operators (`curl -H "Authorization: Bearer …"`).
+async fn status(State(store): State<Store>) -> Response {
+    match store.status() {
+        Ok(s) => axum::Json(s).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }

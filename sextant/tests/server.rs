@@ -1,0 +1,97 @@
+//! `sextant server` as a real process: first start, joining, wrong tokens, SIGTERM.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+fn start(dir: &Path, listen: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["server", "--data-dir", dir.to_str().unwrap(), "--listen", listen])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn status(listen: &str, token: &str) -> Option<serde_json::Value> {
+    let resp = reqwest::Client::new()
+        .get(format!("http://{listen}/sextant.dev/store/v1/status"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    serde_json::from_slice(&resp.bytes().await.ok()?).ok()
+}
+
+async fn wait_for<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends SIGTERM and returns the exit status and what the process logged.
+fn terminate(mut child: Child) -> (std::process::ExitStatus, String) {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut log = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+            return (status, log);
+        }
+        assert!(Instant::now() < deadline, "the server did not stop within 20s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn servers_start_join_and_stop_cleanly_on_sigterm() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let root = tempfile::tempdir().unwrap();
+    let (dir_a, dir_b, dir_c) = (root.path().join("a"), root.path().join("b"), root.path().join("c"));
+    let (addr_a, addr_b, addr_c) = (free_addr(), free_addr(), free_addr());
+
+    let a = start(&dir_a, &addr_a, &[]);
+    let token = wait_for("node-token", async || std::fs::read_to_string(dir_a.join("node-token")).ok()).await;
+    assert!(token.len() >= 32, "a random token: {token:?}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir_a.join("node-token")).unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "the token is readable by its owner only");
+    let s = wait_for("first server ready", async || status(&addr_a, &token).await.filter(|s| s["leader"].is_u64())).await;
+    assert_eq!(s["voters"].as_object().unwrap().len(), 1);
+    assert!(status(&addr_a, "not-the-token").await.is_none(), "the status endpoint needs the token");
+
+    // A second server joins with the token.
+    let b = start(&dir_b, &addr_b, &["--join", &format!("http://{addr_a}"), "--token", &token]);
+    wait_for("two voters", async || {
+        status(&addr_a, &token).await.filter(|s| s["voters"].as_object().unwrap().len() == 2)
+    })
+    .await;
+
+    // A third with the wrong token is refused, says why, and exits non-zero.
+    let c = start(&dir_c, &addr_c, &["--join", &format!("http://{addr_a}"), "--token", "wrong"]);
+    let out = c.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("token"), "the error names the token: {log}");
+
+    for child in [b, a] {
+        let (status, log) = terminate(child);
+        assert!(status.success(), "exit status {status:?}; log:\n{log}");
+        assert!(log.contains("SIGTERM received") && log.contains("sextant server stopped"), "{log}");
+    }
+}
