@@ -1,0 +1,20 @@
+//! Sextant's benchmarks. Each suite measures its figures a few times on fresh data dirs and
+//! reports medians and p99s beside a baseline measured in the same run, so that a figure
+//! means something on whatever machine it ran on. Figures are never asserted: this is a
+//! measuring tool, and BENCHMARKS.md is where they are kept.
+//!
+//! - [`report`]: figures, medians and percentiles, printing and JSON;
+//! - [`store`]: the replicated store (write throughput on 1 and 3 nodes, watch fan-out).
+
+pub mod report;
+pub mod store;
+
+/// Every suite, in the order a full run takes them.
+pub const SUITES: &[&str] = &["store"];
+
+pub async fn run_suite(name: &str, quick: bool) -> anyhow::Result<report::Report> {
+    match name {
+        "store" => store::run(quick).await,
+        other => anyhow::bail!("unknown suite {other:?}; suites are: {}", SUITES.join(", ")),
+    }
+}
