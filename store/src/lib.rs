@@ -21,6 +21,8 @@
 //! - `error.rs`: the one error type, and which errors a retry helps.
 
 pub mod command;
+#[cfg(test)]
+mod conformance;
 mod error;
 mod list;
 mod log_store;
