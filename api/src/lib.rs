@@ -2,4 +2,44 @@
 //!
 //! This crate does no IO (no tokio, no HTTP): it holds what the API server, the controllers
 //! and the node agent must agree on about objects, so that each rule is written once and
-//! unit-tested without a server. Filled in by the API server issue (#3).
+//! unit-tested without a server. Rules and messages follow Kubernetes 1.33, because
+//! kubectl and every client library expect them.
+//!
+//! # Where to start
+//! - An API server handling `?labelSelector=` and `?fieldSelector=` parses them with
+//!   [`labels::Selector::parse`] and [`fields::FieldSelector::parse`] (then
+//!   [`fields::FieldSelector::for_kind`]), and filters objects with their `matches`.
+//! - On create it fills `metadata.name` from `generateName` with [`names::generate_name`],
+//!   validates with [`validation::validate_object_meta`], and turns the problems into a
+//!   422 with [`Error::check_invalid`] and [`Error::to_status`].
+//!
+//! # Layout
+//! - `labels.rs`: label selectors, from text or from a `LabelSelector` object;
+//! - `fields.rs`: field selectors and the fields each kind can be selected by;
+//! - `validation.rs`: names, labels, annotations, object metadata; field errors;
+//! - `names.rs`: names generated from `generateName`;
+//! - `defaults.rs`: the values Kubernetes fills in for absent fields, per kind;
+//! - `patch.rs`: JSON patch, merge patch and strategic merge patch, as the API server applies them;
+//! - `resources.rs`: the resources served, with their names, scope and subresources;
+//! - `table/`: the `Table` objects `kubectl get` prints, with Kubernetes' columns per kind;
+//! - `openapi/`: the OpenAPI v2 and v3 documents kubectl reads, built from those resources;
+//! - `error.rs`: the one error type, and the `Status` each error becomes.
+
+pub mod defaults;
+mod error;
+pub mod fields;
+pub mod labels;
+pub mod names;
+pub mod patch;
+pub mod openapi;
+pub mod resources;
+pub mod table;
+pub mod validation;
+
+pub use error::Error;
+pub use fields::FieldSelector;
+pub use labels::Selector;
+pub use validation::{FieldError, NameRule, Reason};
+
+/// The Kubernetes API types, re-exported so that every crate uses the same version.
+pub use k8s_openapi;

@@ -1,3 +1,52 @@
-//! The Kubernetes REST API over Sextant's replicated store (`sextant-store`).
+//! The Kubernetes REST API over Sextant's replicated store.
 //!
-//! Filled in by issue #3: discovery, OpenAPI, CRUD, patch, watch, authentication, admission.
+//! # Where to start
+//! [`router`] builds the whole API as an axum `Router`; `sextant server` serves it over
+//! HTTPS (and tests call it in-process). A request goes:
+//! `auth::middleware` (who?) → `routes::dispatch` (which resource, which verb?) →
+//! `rest` (one object), `list` or `watch` (collections) → `sextant-store`.
+//!
+//! # Layout
+//! - `routes.rs`: the URL space and the verb dispatch;
+//! - `request.rs`: what a path and query address (Kubernetes' RequestInfo);
+//! - `registry.rs`: which resources are served (built-in and custom);
+//! - `rest.rs`: create, get, update, patch, delete and subresources of one object;
+//! - `list.rs`, `watch.rs`: collections, selectors, pagination, watch streams;
+//! - `objects.rs`: server-owned metadata, type checks, unknown fields;
+//! - `admission.rs`: namespace lifecycle and defaults;
+//! - `body.rs`: body limits, content types, Table negotiation;
+//! - `discovery.rs`, `openapi.rs`, `health.rs`: what clients read to find their way;
+//! - `auth.rs`: bearer tokens and identities;
+//! - `bootstrap.rs`: the namespaces every cluster starts with;
+//! - `error.rs`: the one error type, rendered as a Kubernetes `Status`.
+
+mod admission;
+pub mod auth;
+mod body;
+mod bootstrap;
+mod discovery;
+pub mod error;
+mod health;
+mod list;
+mod objects;
+mod openapi;
+mod registry;
+mod request;
+mod rest;
+mod routes;
+mod state;
+mod watch;
+
+pub use auth::{Authenticator, Identity};
+pub use bootstrap::ensure_defaults;
+pub use error::ApiError;
+pub use routes::router;
+pub use state::ApiState;
+
+use sextant_store::Store;
+use tokio_util::sync::CancellationToken;
+
+/// Builds the shared state of an API server over `store`.
+pub fn state(store: Store, auth: Authenticator, shutdown: CancellationToken) -> ApiState {
+    ApiState { store, registry: registry::Registry::default(), auth, shutdown, openapi: openapi::Cache::default() }
+}

@@ -1,11 +1,19 @@
 //! The `sextant` binary's library: each subcommand is a module with a `run` function that
 //! takes its arguments and a shutdown future, so tests can drive it without signals.
 //!
-//! - [`server`]: `sextant server`, a control-plane node (today: the replicated store; the
-//!   API server, scheduler, controllers and node agent join it as their issues land).
+//! - [`server`]: `sextant server`, a control-plane node: store and API server over HTTPS
+//!   (the scheduler, controllers and node agent join it as their issues land);
+//! - `pki.rs`, `join.rs`, `kubeconfig.rs`, `files.rs`: the cluster's certificates, join
+//!   tokens, the admin kubeconfig, and how secrets are written;
+//! - `https.rs`: serving the API over TLS with graceful shutdown.
 //! - [`signals`]: SIGINT/SIGTERM as one future.
 //! - [`logging`]: `tracing` output filtered by `RUST_LOG`.
 
+mod files;
+mod https;
+mod join;
+mod kubeconfig;
 pub mod logging;
+mod pki;
 pub mod server;
 pub mod signals;

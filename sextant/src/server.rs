@@ -5,16 +5,22 @@
 //! the shutdown future resolves → stop serving (in-flight requests get a grace period) →
 //! stop the store.
 //!
-//! Until the API server lands (issue #3) the node serves only the store's peer endpoints,
-//! over plain HTTP on `--listen`; TLS arrives with the cluster CA in that issue.
+//! Everything is served over HTTPS on `--listen`: the Kubernetes API, the store's peer
+//! endpoints (`/sextant.dev/store/v1/`) and the join endpoints (`/sextant.dev/v1/`).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use sextant_apiserver::{Authenticator, Identity};
 use sextant_store::{Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
+
+use crate::files::{read_if_exists, write_private};
+use crate::join::{self, JoinToken};
+use crate::pki::{self, Pki};
+use crate::{https, kubeconfig};
 
 /// How long in-flight requests may run after a shutdown signal before they are cut.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,7 +33,7 @@ pub struct ServerArgs {
     /// Address to serve on.
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
-    /// URL at which other control-plane nodes reach this one (default: http://LISTEN).
+    /// URL at which clients and other control-plane nodes reach this one (default: https://LISTEN).
     #[arg(long)]
     pub advertise_url: Option<String>,
     /// URL of any node of a running cluster to join, instead of starting a new cluster.
@@ -36,113 +42,143 @@ pub struct ServerArgs {
     /// The cluster's join token (the first server's DATA_DIR/node-token).
     #[arg(long, env = "SEXTANT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Seconds between compactions of watch history: a watch can resume from any
+    /// resourceVersion up to this old (Kubernetes compacts every 300).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub compaction_interval: u64,
 }
 
 pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create the data dir {}", args.data_dir.display()))?;
-    let token = cluster_token(&args.data_dir, args.token.as_deref())?;
+    // ring is the process-wide crypto provider: it builds with cc alone (aws-lc needs cmake).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = &args.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data dir {}", dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}; is another server running there? (--listen)", args.listen))?;
     let local = listener.local_addr()?;
-    let advertise = args.advertise_url.clone().unwrap_or_else(|| format!("http://{local}"));
+    let creds = credentials(&args, local).await?;
+    let url = args.advertise_url.clone().unwrap_or_else(|| format!("https://{}", client_addr(local)));
 
-    let mut config = StoreConfig::new(args.data_dir.join("store"), advertise.clone(), token);
+    let mut config = StoreConfig::new(dir.join("store"), url.clone(), creds.secret.clone());
     config.progress_interval = Duration::from_secs(5);
-    let http = peer_http_client()?;
-    let store = Store::open(config, http).await.context("cannot open the store")?;
+    config.compaction_interval = Duration::from_secs(args.compaction_interval.max(1));
+    let store = Store::open(config, creds.pki.peer_client()?).await.context("cannot open the store")?;
 
+    let auth = Authenticator::default();
+    auth.add_token(creds.admin_token.clone(), Identity::admin());
     let stop_serving = CancellationToken::new();
-    let app = sextant_store::router(store.clone());
-    let mut server = tokio::spawn({
-        let stop = stop_serving.clone();
-        async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await }
-    });
+    let api = sextant_apiserver::state(store.clone(), auth, stop_serving.clone());
+    let bootstrap = join::Bootstrap {
+        ca_cert: creds.pki.ca_cert_pem.clone(),
+        ca_key: creds.pki.ca_key_pem().to_owned(),
+        admin_token: creds.admin_token.clone(),
+    };
+    let app = sextant_apiserver::router(api)
+        .merge(sextant_store::router(store.clone()))
+        .merge(join::router(&creds.secret, bootstrap));
+    let mut server = tokio::spawn(https::serve(listener, creds.pki.server_config()?, app, stop_serving.clone(), DRAIN_TIMEOUT));
 
     let started = async {
         match &args.join {
-            Some(seed) => store.join(seed).await.with_context(|| format!("cannot join the cluster at {seed}")),
-            None => store.bootstrap().await.context("cannot start the store as a new cluster"),
+            Some(seed) => store.join(seed).await.with_context(|| format!("cannot join the cluster at {seed}"))?,
+            None => store.bootstrap().await.context("cannot start the store as a new cluster")?,
         }
+        sextant_apiserver::ensure_defaults(&store).await.context("cannot create the system namespaces")
     };
     tokio::pin!(shutdown);
     tokio::select! {
         res = started => res?,
-        () = &mut shutdown => {
-            return stop(store, stop_serving, server).await;
-        }
+        () = &mut shutdown => return stop(store, stop_serving, server).await,
     }
+    let kubeconfig = dir.join("kubeconfig.yaml");
+    write_private(&kubeconfig, &kubeconfig::admin(&url, &creds.pki.ca_cert_pem, &creds.admin_token))?;
     let status = store.status()?;
-    tracing::info!(url = %advertise, node = status.id, voters = status.voters.len(), "sextant server ready");
+    tracing::info!(%url, kubeconfig = %kubeconfig.display(), node = status.id, voters = status.voters.len(), "sextant server ready");
 
     tokio::select! {
         () = &mut shutdown => {}
         res = &mut server => {
-            res.context("the HTTP server task failed")?.context("the HTTP server stopped")?;
-            bail!("the HTTP server stopped unexpectedly");
+            res.context("the HTTPS server task failed")?;
+            bail!("the HTTPS server stopped unexpectedly");
         }
     }
     stop(store, stop_serving, server).await
 }
 
-async fn stop(
-    store: Store,
-    stop_serving: CancellationToken,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-) -> anyhow::Result<()> {
-    stop_serving.cancel();
-    if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
-        tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; cutting them off");
+/// 0.0.0.0 is where a server listens, not an address a client can dial.
+fn client_addr(local: SocketAddr) -> SocketAddr {
+    match local.ip() {
+        ip if ip.is_unspecified() => SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port()),
+        _ => local,
     }
+}
+
+struct Credentials {
+    pki: Pki,
+    /// The store peers' shared secret (the last part of the join token).
+    secret: String,
+    admin_token: String,
+}
+
+/// This node's certificates and secrets: kept from an earlier start, fetched from the
+/// cluster when joining, or made afresh for a new cluster.
+async fn credentials(args: &ServerArgs, local: SocketAddr) -> anyhow::Result<Credentials> {
+    let dir = &args.data_dir;
+    let token_path = dir.join("node-token");
+    let admin_path = dir.join("pki").join("admin.token");
+    let mut names = vec!["127.0.0.1".to_owned(), "::1".to_owned(), "localhost".to_owned()];
+    if !local.ip().is_unspecified() {
+        names.push(local.ip().to_string());
+    }
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        names.push(h.trim().to_owned());
+    }
+    if let Some(host) = args.advertise_url.as_deref().and_then(|u| u.split("://").nth(1)).and_then(|r| r.split([':', '/']).next()) {
+        names.push(host.to_owned());
+    }
+    names.sort();
+    names.dedup();
+
+    if let Some(stored) = read_if_exists(&token_path)? {
+        let stored = stored.trim().to_owned();
+        if let Some(given) = &args.token
+            && given.trim() != stored
+        {
+            bail!("{} holds another cluster's token; use a fresh --data-dir to join a different cluster", token_path.display());
+        }
+        let token = JoinToken::parse(&stored)?;
+        let pki = Pki::load_or_create(&dir.join("pki"), None, &names)?;
+        let admin_token = read_if_exists(&admin_path)?.context("the admin token is missing from DATA_DIR/pki")?;
+        return Ok(Credentials { pki, secret: token.secret, admin_token: admin_token.trim().to_owned() });
+    }
+    let (pki, secret, admin_token) = match (&args.join, &args.token) {
+        (Some(url), Some(token)) => {
+            let token_parsed = JoinToken::parse(token)?;
+            let b = join::fetch(url, &token_parsed).await?;
+            let pki = Pki::load_or_create(&dir.join("pki"), Some((b.ca_cert, b.ca_key)), &names)?;
+            (pki, token_parsed.secret, b.admin_token)
+        }
+        (Some(_), None) => bail!("--join needs --token, the first server's DATA_DIR/node-token"),
+        (None, _) => {
+            let pki = Pki::load_or_create(&dir.join("pki"), None, &names)?;
+            (pki, random_hex(24), random_hex(24))
+        }
+    };
+    write_private(&admin_path, &admin_token)?;
+    write_private(&token_path, &JoinToken::format(&pki::ca_hash(&pki.ca_cert_pem), &secret))?;
+    Ok(Credentials { pki, secret, admin_token })
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
+}
+
+async fn stop(store: Store, stop_serving: CancellationToken, server: tokio::task::JoinHandle<()>) -> anyhow::Result<()> {
+    stop_serving.cancel();
+    let _ = server.await;
     store.shutdown().await.context("the store did not stop cleanly")?;
     tracing::info!("sextant server stopped");
     Ok(())
 }
 
-/// The cluster token: the one in `DIR/node-token`, or the one given, or a new random one.
-/// A given token that differs from the stored one is refused: a node cannot change clusters.
-fn cluster_token(dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
-    let path = dir.join("node-token");
-    let stored = match std::fs::read_to_string(&path) {
-        Ok(s) => Some(s.trim().to_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let token = match (stored, given) {
-        (Some(s), Some(g)) if s != g => bail!(
-            "{} holds another cluster's token; use a fresh --data-dir to join a different cluster",
-            path.display()
-        ),
-        (Some(s), _) => return Ok(s),
-        (None, Some(g)) => g.to_owned(),
-        (None, None) => {
-            let bytes: [u8; 24] = rand::random();
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        }
-    };
-    write_private(&path, &token)?;
-    Ok(token)
-}
-
-/// Writes a secret readable by its owner only.
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()?;
-    Ok(())
-}
-
-fn peer_http_client() -> anyhow::Result<reqwest::Client> {
-    // ring is the process-wide crypto provider: it builds with cc alone (aws-lc needs cmake).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Ok(reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).build()?)
-}

@@ -20,10 +20,24 @@ fn start(dir: &Path, listen: &str, extra: &[&str]) -> Child {
         .unwrap()
 }
 
-async fn status(listen: &str, token: &str) -> Option<serde_json::Value> {
-    let resp = reqwest::Client::new()
-        .get(format!("http://{listen}/sextant.dev/store/v1/status"))
-        .bearer_auth(token)
+/// A client trusting the cluster CA in `dir`.
+fn client(dir: &Path) -> reqwest::Client {
+    let ca = std::fs::read(dir.join("pki/ca.crt")).unwrap();
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// The store secret: the last part of the join token.
+fn secret(token: &str) -> String {
+    token.trim().rsplit("::").next().unwrap().to_owned()
+}
+
+async fn status(dir: &Path, listen: &str, secret: &str) -> Option<serde_json::Value> {
+    let resp = client(dir)
+        .get(format!("https://{listen}/sextant.dev/store/v1/status"))
+        .bearer_auth(secret)
         .send()
         .await
         .ok()?;
@@ -68,22 +82,28 @@ async fn servers_start_join_and_stop_cleanly_on_sigterm() {
 
     let a = start(&dir_a, &addr_a, &[]);
     let token = wait_for("node-token", async || std::fs::read_to_string(dir_a.join("node-token")).ok()).await;
-    assert!(token.len() >= 32, "a random token: {token:?}");
+    assert!(token.starts_with("SXT1::") && secret(&token).len() >= 32, "a join token: {token:?}");
+    let sec = secret(&token);
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir_a.join("node-token")).unwrap().permissions());
     assert_eq!(mode & 0o077, 0, "the token is readable by its owner only");
-    let s = wait_for("first server ready", async || status(&addr_a, &token).await.filter(|s| s["leader"].is_u64())).await;
+    let s = wait_for("first server ready", async || status(&dir_a, &addr_a, &sec).await.filter(|s| s["leader"].is_u64())).await;
     assert_eq!(s["voters"].as_object().unwrap().len(), 1);
-    assert!(status(&addr_a, "not-the-token").await.is_none(), "the status endpoint needs the token");
+    assert!(status(&dir_a, &addr_a, "not-the-token").await.is_none(), "the status endpoint needs the token");
+    wait_for("kubeconfig", async || std::fs::read_to_string(dir_a.join("kubeconfig.yaml")).ok()).await;
 
     // A second server joins with the token.
-    let b = start(&dir_b, &addr_b, &["--join", &format!("http://{addr_a}"), "--token", &token]);
+    let b = start(&dir_b, &addr_b, &["--join", &format!("https://{addr_a}"), "--token", &token]);
     wait_for("two voters", async || {
-        status(&addr_a, &token).await.filter(|s| s["voters"].as_object().unwrap().len() == 2)
+        status(&dir_a, &addr_a, &sec).await.filter(|s| s["voters"].as_object().unwrap().len() == 2)
     })
     .await;
+    // The joined server got the cluster's CA and admin credential.
+    wait_for("second kubeconfig", async || std::fs::read_to_string(dir_b.join("kubeconfig.yaml")).ok()).await;
+    assert_eq!(std::fs::read(dir_b.join("pki/ca.crt")).unwrap(), std::fs::read(dir_a.join("pki/ca.crt")).unwrap());
 
     // A third with the wrong token is refused, says why, and exits non-zero.
-    let c = start(&dir_c, &addr_c, &["--join", &format!("http://{addr_a}"), "--token", "wrong"]);
+    let forged = format!("{}::not-the-secret", token.trim().rsplit_once("::").unwrap().0);
+    let c = start(&dir_c, &addr_c, &["--join", &format!("https://{addr_a}"), "--token", &forged]);
     let out = c.wait_with_output().unwrap();
     assert!(!out.status.success());
     let log = String::from_utf8_lossy(&out.stderr);

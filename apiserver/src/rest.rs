@@ -1,0 +1,585 @@
+//! The verbs on one object: create, get, update, patch, delete, and the subresources
+//! (`status`, `scale`, `binding`, `eviction`).
+//!
+//! Every write reads the current object, decides, and writes back with a compare-and-swap
+//! on the revision it read, so two writers never overwrite each other unseen: a client that
+//! sent a stale `resourceVersion` gets 409, and a patch (which names no version) is retried
+//! against the fresh object, as Kubernetes retries it.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
+use serde_json::{Value, json};
+use sextant_api::resources::ResourceInfo;
+use sextant_store::{Op, Precondition};
+
+use crate::body::{self, BodyType};
+use crate::error::{ApiError, ApiResult};
+use crate::objects::{self, meta_mut, meta_str, now_rfc3339};
+use crate::request::{Params, Target};
+use crate::state::ApiState;
+
+/// How many times a patch or a status change is retried on a concurrent write.
+const CONFLICT_RETRIES: usize = 5;
+
+/// An object response with optional warnings.
+pub struct ObjectResponse {
+    pub code: StatusCode,
+    pub object: Value,
+    pub warnings: Vec<String>,
+}
+
+impl IntoResponse for ObjectResponse {
+    fn into_response(self) -> Response {
+        let mut resp = (self.code, axum::Json(self.object)).into_response();
+        for w in self.warnings {
+            let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
+            if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+                resp.headers_mut().append("warning", v);
+            }
+        }
+        resp
+    }
+}
+
+fn not_found(t: &Target) -> ApiError {
+    ApiError::NotFound {
+        group: t.resource.group.clone(),
+        kind_plural: t.resource.plural.clone(),
+        name: t.name.clone().unwrap_or_default(),
+    }
+}
+
+/// Reads the addressed object (linearizable) with its revision.
+async fn current(state: &ApiState, t: &Target) -> ApiResult<(Value, u64)> {
+    let kv = state.store.get(&t.key()?).await?.ok_or_else(|| not_found(t))?;
+    Ok((objects::from_store(&kv)?, kv.mod_revision))
+}
+
+fn is_pod(r: &ResourceInfo) -> bool {
+    r.group.is_empty() && r.kind == "Pod"
+}
+
+// ----- create -----
+
+pub async fn create(state: &ApiState, t: &Target, params: &Params, body_type: BodyType, bytes: &[u8]) -> ApiResult<ObjectResponse> {
+    if let Some(sub) = &t.subresource {
+        return match sub.as_str() {
+            "binding" => bind(state, t, body::decode_object(body_type, bytes)?).await,
+            "eviction" => evict(state, t, body::decode_object(body_type, bytes)?).await,
+            _ => Err(ApiError::MethodNotAllowed),
+        };
+    }
+    if t.name.is_some() {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    let mut obj = body::decode_object(body_type, bytes)?;
+    let r = &t.resource;
+    objects::check_type(&mut obj, r)?;
+    let dry_run = params.dry_run()?;
+    // Namespace from the URL; a different one in the body is an error.
+    if r.namespaced {
+        let ns = t.namespace.clone().ok_or_else(|| ApiError::bad_request(format!("{} must be created in a namespace", r.plural)))?;
+        match meta_str(&obj, "namespace") {
+            Some(body_ns) if body_ns != ns => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            _ => {
+                meta_mut(&mut obj).insert("namespace".into(), json!(ns));
+            }
+        }
+        crate::admission::namespace_accepts_content(state, &ns).await?;
+    } else {
+        meta_mut(&mut obj).remove("namespace");
+    }
+    if objects::name(&obj).is_none()
+        && let Some(prefix) = meta_str(&obj, "generateName").map(str::to_owned)
+    {
+        let name = sextant_api::names::generate_name(&prefix, |n| rand_below(n));
+        meta_mut(&mut obj).insert("name".into(), json!(name));
+    }
+    prepare_create(r, &mut obj);
+    crate::admission::default_on_create(r, &mut obj);
+    let (obj, warnings) = objects::validate(r, &obj, params.field_validation()?)?;
+    let name = objects::name(&obj).unwrap_or_default().to_owned();
+    let key = crate::request::object_key(r, t.namespace.as_deref(), &name);
+    if dry_run {
+        if state.store.get(&key).await?.is_some() {
+            return Err(ApiError::AlreadyExists { group: r.group.clone(), kind_plural: r.plural.clone(), name });
+        }
+        return Ok(ObjectResponse { code: StatusCode::CREATED, object: obj, warnings });
+    }
+    let rev = state
+        .store
+        .create(key, objects::to_store(&obj))
+        .await
+        .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, &name))?;
+    let mut obj = obj;
+    meta_mut(&mut obj).insert("resourceVersion".into(), json!(rev.to_string()));
+    Ok(ObjectResponse { code: StatusCode::CREATED, object: obj, warnings })
+}
+
+/// A uniform draw below `n`, for generated names.
+fn rand_below(n: usize) -> usize {
+    (uuid::Uuid::new_v4().as_u128() % n as u128) as usize
+}
+
+/// Fields the server owns on a new object.
+fn prepare_create(r: &ResourceInfo, obj: &mut Value) {
+    let m = meta_mut(obj);
+    m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+    m.insert("creationTimestamp".into(), json!(now_rfc3339()));
+    for server_owned in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        m.remove(server_owned);
+    }
+    if obj.get("spec").is_some() {
+        meta_mut(obj).insert("generation".into(), json!(1));
+    } else {
+        meta_mut(obj).remove("generation");
+    }
+    if r.has_subresource("status") {
+        // Status is written through /status by the controllers and agents that own it.
+        if is_pod(r) {
+            obj["status"] = json!({"phase": "Pending"});
+        } else if let Some(o) = obj.as_object_mut() {
+            o.remove("status");
+        }
+    }
+}
+
+// ----- get -----
+
+pub async fn get(state: &ApiState, t: &Target) -> ApiResult<Value> {
+    let (obj, _) = current(state, t).await?;
+    match t.subresource.as_deref() {
+        None | Some("status") => Ok(obj),
+        Some("scale") => Ok(to_scale(&obj)),
+        Some(_) => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+// ----- update -----
+
+pub async fn update(state: &ApiState, t: &Target, params: &Params, body_type: BodyType, bytes: &[u8]) -> ApiResult<ObjectResponse> {
+    let mut new = body::decode_object(body_type, bytes)?;
+    if t.subresource.as_deref() == Some("scale") {
+        return update_scale(state, t, params, new).await;
+    }
+    objects::check_type(&mut new, &t.resource)?;
+    if objects::name(&new).is_some_and(|n| Some(n) != t.name.as_deref()) {
+        return Err(ApiError::bad_request("the name of the object does not match the name on the URL"));
+    }
+    let (old, rev) = current(state, t).await?;
+    let sent = objects::resource_version(&new)?;
+    if let Some(sent) = sent
+        && sent != rev
+    {
+        return Err(conflict(t));
+    }
+    write_update(state, t, params, old, rev, new).await
+}
+
+fn conflict(t: &Target) -> ApiError {
+    ApiError::Conflict {
+        group: t.resource.group.clone(),
+        kind_plural: t.resource.plural.clone(),
+        name: t.name.clone().unwrap_or_default(),
+        detail: "the object has been modified; please apply your changes to the latest version and try again".into(),
+    }
+}
+
+/// Merges what the client may change into the stored object and writes it with a CAS on `rev`.
+async fn write_update(state: &ApiState, t: &Target, params: &Params, old: Value, rev: u64, mut new: Value) -> ApiResult<ObjectResponse> {
+    let r = &t.resource;
+    let status_only = t.subresource.as_deref() == Some("status");
+    if status_only {
+        // Only status changes through /status.
+        let status = new.get("status").cloned();
+        new = old.clone();
+        match status {
+            Some(s) => new["status"] = s,
+            None => {
+                if let Some(o) = new.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+    } else if r.has_subresource("status") {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(o) = new.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+    }
+    // Server-owned metadata is kept from the stored object.
+    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name"] {
+        match objects::meta(&old).get(field).cloned() {
+            Some(v) => {
+                meta_mut(&mut new).insert(field.into(), v);
+            }
+            None => {
+                meta_mut(&mut new).remove(field);
+            }
+        }
+    }
+    let old_gen = objects::meta(&old).get("generation").and_then(Value::as_i64);
+    let generation = match (old_gen, old.get("spec") != new.get("spec")) {
+        (Some(g), true) => Some(g + 1),
+        (Some(g), false) => Some(g),
+        (None, _) if new.get("spec").is_some() => Some(1),
+        (None, _) => None,
+    };
+    match generation {
+        Some(g) => {
+            meta_mut(&mut new).insert("generation".into(), json!(g));
+        }
+        None => {
+            meta_mut(&mut new).remove("generation");
+        }
+    }
+    let (new, warnings) = objects::validate(r, &new, params.field_validation()?)?;
+    if params.dry_run()? {
+        return Ok(ObjectResponse { code: StatusCode::OK, object: new, warnings });
+    }
+    let key = t.key()?;
+    // The last finalizer gone from an object being deleted: the object goes.
+    let finished = objects::meta(&new).contains_key("deletionTimestamp") && pending_finalizers(r, &new) == 0;
+    if finished && !(is_pod(r) && grace_pending(&new)) {
+        state
+            .store
+            .txn(vec![Op::Delete { key, precondition: Precondition::Revision(rev) }])
+            .await
+            .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or("")))?;
+        return Ok(ObjectResponse { code: StatusCode::OK, object: new, warnings });
+    }
+    let rev = state
+        .store
+        .put(key, objects::to_store(&new), Precondition::Revision(rev))
+        .await
+        .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or("")))?;
+    let mut new = new;
+    meta_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
+    Ok(ObjectResponse { code: StatusCode::OK, object: new, warnings })
+}
+
+fn pending_finalizers(r: &ResourceInfo, obj: &Value) -> usize {
+    let meta = objects::meta(obj).get("finalizers").and_then(Value::as_array).map_or(0, Vec::len);
+    let ns = if r.group.is_empty() && r.kind == "Namespace" {
+        obj.pointer("/spec/finalizers").and_then(Value::as_array).map_or(0, Vec::len)
+    } else {
+        0
+    };
+    meta + ns
+}
+
+/// A pod being deleted gracefully stays until its node agent has stopped it.
+fn grace_pending(pod: &Value) -> bool {
+    let bound = pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let grace = objects::meta(pod).get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
+    bound && grace > 0
+}
+
+// ----- patch -----
+
+pub async fn patch(state: &ApiState, t: &Target, params: &Params, body_type: BodyType, bytes: &[u8]) -> ApiResult<ObjectResponse> {
+    use sextant_api::patch::{PatchType, TypeRef};
+    let patch_type = match body_type {
+        BodyType::JsonPatch => PatchType::Json,
+        BodyType::MergePatch => PatchType::Merge,
+        BodyType::StrategicMergePatch => PatchType::Strategic,
+        BodyType::ApplyPatch => {
+            return Err(ApiError::UnsupportedMediaType {
+                message: "server-side apply (application/apply-patch+yaml) is not supported yet; use client-side `kubectl apply`".into(),
+            });
+        }
+        BodyType::Json | BodyType::Yaml => {
+            return Err(ApiError::UnsupportedMediaType {
+                message: "a PATCH needs a patch content type: application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json".into(),
+            });
+        }
+    };
+    let r = &t.resource;
+    let api_version = r.api_version();
+    // The scale subresource is patched as an autoscaling/v1 Scale.
+    let kind = if t.subresource.as_deref() == Some("scale") {
+        TypeRef::new("autoscaling/v1", "Scale")
+    } else {
+        TypeRef::new(&api_version, &r.kind)
+    };
+    let mut attempt = 0;
+    loop {
+        let (old, rev) = current(state, t).await?;
+        let base = if t.subresource.as_deref() == Some("scale") { to_scale(&old) } else { old.clone() };
+        let patched = sextant_api::patch::apply(&kind, &base, patch_type, bytes).map_err(patch_error)?;
+        let result = if t.subresource.as_deref() == Some("scale") {
+            apply_scale(state, t, params, old, rev, &patched).await
+        } else {
+            // A resourceVersion in the patch is a precondition.
+            if let Some(sent) = objects::resource_version(&patched)?
+                && sent != rev
+            {
+                return Err(conflict(t));
+            }
+            write_update(state, t, params, old, rev, patched).await
+        };
+        match result {
+            Err(ApiError::Conflict { .. }) if attempt < CONFLICT_RETRIES => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+fn patch_error(e: sextant_api::patch::PatchError) -> ApiError {
+    match e.code() {
+        415 => ApiError::UnsupportedMediaType { message: e.to_string() },
+        413 => ApiError::TooLarge { limit: crate::body::MAX_BODY },
+        422 => ApiError::Unprocessable { message: e.to_string() },
+        _ => ApiError::bad_request(e.to_string()),
+    }
+}
+
+// ----- delete -----
+
+pub async fn delete(state: &ApiState, t: &Target, params: &Params, bytes: &[u8]) -> ApiResult<ObjectResponse> {
+    let opts: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        body::decode_object(BodyType::Json, bytes)?
+    };
+    let r = &t.resource;
+    let (mut obj, rev) = current(state, t).await?;
+    if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str)
+        && Some(uid) != meta_str(&obj, "uid")
+    {
+        return Err(ApiError::Conflict {
+            group: r.group.clone(),
+            kind_plural: r.plural.clone(),
+            name: t.name.clone().unwrap_or_default(),
+            detail: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&obj, "uid").unwrap_or("")),
+        });
+    }
+    if let Some(want) = opts.pointer("/preconditions/resourceVersion").and_then(Value::as_str)
+        && want != rev.to_string()
+    {
+        return Err(conflict(t));
+    }
+    let grace = params
+        .grace_period_seconds()?
+        .or_else(|| opts.get("gracePeriodSeconds").and_then(Value::as_i64))
+        .unwrap_or_else(|| {
+            if is_pod(r) {
+                obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30)
+            } else {
+                0
+            }
+        })
+        .max(0);
+    let policy = params
+        .propagation_policy
+        .clone()
+        .or_else(|| opts.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned))
+        .or_else(|| {
+            let orphan = params.orphan_dependents.as_deref().map(|v| v == "true")
+                .or_else(|| opts.get("orphanDependents").and_then(Value::as_bool));
+            orphan.and_then(|o| o.then(|| "Orphan".to_owned()))
+        });
+    let added_finalizer = match policy.as_deref() {
+        None | Some("Background") => None,
+        Some("Foreground") => Some("foregroundDeletion"),
+        Some("Orphan") => Some("orphan"),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy {other:?} is not supported: use Background, Foreground or Orphan"
+            )));
+        }
+    };
+    let dry_run = params.dry_run()?;
+
+    let already_deleting = objects::meta(&obj).contains_key("deletionTimestamp");
+    if let Some(f) = added_finalizer {
+        let m = meta_mut(&mut obj);
+        let list = m.entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(a) = list.as_array_mut()
+            && !a.iter().any(|v| v == f)
+        {
+            a.push(json!(f));
+        }
+    }
+    let graceful_pod = is_pod(r) && grace > 0 && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    if r.group.is_empty() && r.kind == "Namespace" && !already_deleting {
+        obj["status"] = json!({"phase": "Terminating"});
+    }
+    if pending_finalizers(r, &obj) > 0 || graceful_pod {
+        // Mark for deletion; the owners of the finalizers (or the pod's node agent) finish it.
+        let m = meta_mut(&mut obj);
+        if !already_deleting {
+            let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(if graceful_pod { grace } else { 0 });
+            m.insert("deletionTimestamp".into(), json!(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
+            m.insert("deletionGracePeriodSeconds".into(), json!(if graceful_pod { grace } else { 0 }));
+        } else if graceful_pod {
+            // A shorter grace period may replace a longer one, never the other way.
+            let cur = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(grace);
+            m.insert("deletionGracePeriodSeconds".into(), json!(grace.min(cur)));
+        }
+        if dry_run {
+            return Ok(ObjectResponse { code: StatusCode::OK, object: obj, warnings: vec![] });
+        }
+        let new_rev = state
+            .store
+            .put(t.key()?, objects::to_store(&obj), Precondition::Revision(rev))
+            .await
+            .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or("")))?;
+        meta_mut(&mut obj).insert("resourceVersion".into(), json!(new_rev.to_string()));
+        return Ok(ObjectResponse { code: StatusCode::OK, object: obj, warnings: vec![] });
+    }
+    if dry_run {
+        return Ok(ObjectResponse { code: StatusCode::OK, object: obj, warnings: vec![] });
+    }
+    let deleted = state
+        .store
+        .delete(t.key()?, Precondition::Revision(rev))
+        .await
+        .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or("")))?;
+    Ok(ObjectResponse { code: StatusCode::OK, object: objects::from_store(&deleted)?, warnings: vec![] })
+}
+
+// ----- subresources -----
+
+/// The autoscaling/v1 `Scale` view of a Deployment or ReplicaSet.
+fn to_scale(obj: &Value) -> Value {
+    let selector = obj
+        .pointer("/spec/selector")
+        .and_then(|s| serde_json::from_value(s.clone()).ok())
+        .and_then(|s| sextant_api::Selector::from_label_selector(&s).ok())
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let m = objects::meta(obj);
+    json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": m.get("name"), "namespace": m.get("namespace"), "uid": m.get("uid"),
+            "resourceVersion": m.get("resourceVersion"), "creationTimestamp": m.get("creationTimestamp"),
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector},
+    })
+}
+
+async fn update_scale(state: &ApiState, t: &Target, params: &Params, scale: Value) -> ApiResult<ObjectResponse> {
+    let (old, rev) = current(state, t).await?;
+    if let Some(sent) = objects::resource_version(&scale)?
+        && sent != rev
+    {
+        return Err(conflict(t));
+    }
+    apply_scale(state, t, params, old, rev, &scale).await
+}
+
+async fn apply_scale(state: &ApiState, t: &Target, params: &Params, old: Value, rev: u64, scale: &Value) -> ApiResult<ObjectResponse> {
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| {
+            ApiError::Invalid(sextant_api::Error::Invalid {
+                group: "autoscaling".into(),
+                kind: "Scale".into(),
+                name: t.name.clone().unwrap_or_default(),
+                errors: vec![sextant_api::FieldError::invalid("spec.replicas", &scale.pointer("/spec/replicas").map(|v| v.to_string()).unwrap_or_default(), "must be greater than or equal to 0")],
+            })
+        })?;
+    let mut new = old.clone();
+    new["spec"]["replicas"] = json!(replicas);
+    let t_main = Target { subresource: None, ..t.clone() };
+    let resp = write_update(state, &t_main, params, old, rev, new).await?;
+    Ok(ObjectResponse { object: to_scale(&resp.object), ..resp })
+}
+
+/// `pods/binding`: the scheduler's write. A pod is bound once; binding it again is a 409.
+async fn bind(state: &ApiState, t: &Target, binding: Value) -> ApiResult<ObjectResponse> {
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("a Binding needs target.name, the node to bind to"))?
+        .to_owned();
+    let pod_t = Target { subresource: None, ..t.clone() };
+    for _ in 0..CONFLICT_RETRIES {
+        let (mut pod, rev) = current(state, &pod_t).await?;
+        if let Some(existing) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            return Err(ApiError::Conflict {
+                group: String::new(),
+                kind_plural: "pods".into(),
+                name: t.name.clone().unwrap_or_default(),
+                detail: format!("pod {} is already assigned to node \"{existing}\"", t.name.as_deref().unwrap_or("")),
+            });
+        }
+        if objects::meta(&pod).contains_key("deletionTimestamp") {
+            return Err(ApiError::Conflict {
+                group: String::new(),
+                kind_plural: "pods".into(),
+                name: t.name.clone().unwrap_or_default(),
+                detail: "the pod is being deleted".into(),
+            });
+        }
+        pod["spec"]["nodeName"] = json!(node);
+        set_condition(&mut pod, "PodScheduled", "True", None, None);
+        match state.store.put(pod_t.key()?, objects::to_store(&pod), Precondition::Revision(rev)).await {
+            Ok(_) => {
+                return Ok(ObjectResponse {
+                    code: StatusCode::CREATED,
+                    object: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                    warnings: vec![],
+                });
+            }
+            Err(sextant_store::StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(conflict(t))
+}
+
+/// Sets (or replaces) a condition in `status.conditions`.
+pub fn set_condition(obj: &mut Value, kind: &str, status: &str, reason: Option<&str>, message: Option<&str>) {
+    if !obj.get("status").is_some_and(Value::is_object) {
+        obj["status"] = json!({});
+    }
+    let now = now_rfc3339();
+    let conditions = obj["status"].as_object_mut().expect("status is an object").entry("conditions").or_insert_with(|| json!([]));
+    let Some(list) = conditions.as_array_mut() else { return };
+    let mut cond = json!({"type": kind, "status": status, "lastTransitionTime": now, "lastProbeTime": null});
+    if let Some(r) = reason {
+        cond["reason"] = json!(r);
+    }
+    if let Some(m) = message {
+        cond["message"] = json!(m);
+    }
+    match list.iter_mut().find(|c| c["type"] == kind) {
+        Some(existing) => {
+            if existing["status"] == status {
+                cond["lastTransitionTime"] = existing["lastTransitionTime"].clone();
+            }
+            *existing = cond;
+        }
+        None => list.push(cond),
+    }
+}
+
+/// `pods/eviction`: a graceful delete on the eviction's terms. PodDisruptionBudgets are not
+/// served yet, so nothing blocks an eviction.
+async fn evict(state: &ApiState, t: &Target, eviction: Value) -> ApiResult<ObjectResponse> {
+    let opts = eviction.get("deleteOptions").cloned().unwrap_or(json!({}));
+    let pod_t = Target { subresource: None, ..t.clone() };
+    let bytes = serde_json::to_vec(&opts).expect("JSON encodes");
+    delete(state, &pod_t, &Params::default(), &bytes).await?;
+    Ok(ObjectResponse {
+        code: StatusCode::CREATED,
+        object: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        warnings: vec![],
+    })
+}

@@ -1,0 +1,17 @@
+//! What every handler shares.
+
+use sextant_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Authenticator;
+use crate::registry::Registry;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Store,
+    pub registry: Registry,
+    pub auth: Authenticator,
+    /// Cancelled when the server stops: long-running responses (watches) end with it.
+    pub shutdown: CancellationToken,
+    pub openapi: crate::openapi::Cache,
+}

@@ -1,0 +1,166 @@
+//! Joining a cluster: the join token, and what a joining control-plane node fetches.
+//!
+//! The token is `SXT1::<sha256 of the CA certificate>::<secret>` (the form k3s uses). A
+//! joining node fetches the CA over TLS without trusting it yet, checks it against the hash
+//! in the token (so a man in the middle cannot substitute his own), and from then on talks
+//! only to servers that CA signed. With the secret it fetches the cluster's CA key and admin
+//! credential, so that every control-plane node issues its own serving certificate and writes
+//! the same kubeconfig.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+
+use crate::pki::{self, client_trusting};
+
+const PREFIX: &str = "SXT1";
+
+pub struct JoinToken {
+    pub ca_hash: String,
+    pub secret: String,
+}
+
+impl JoinToken {
+    pub fn format(ca_hash: &str, secret: &str) -> String {
+        format!("{PREFIX}::{ca_hash}::{secret}")
+    }
+
+    pub fn parse(token: &str) -> anyhow::Result<JoinToken> {
+        match token.trim().split("::").collect::<Vec<_>>().as_slice() {
+            [PREFIX, hash, secret] if hash.len() == 64 && !secret.is_empty() => {
+                Ok(JoinToken { ca_hash: (*hash).to_owned(), secret: (*secret).to_owned() })
+            }
+            _ => bail!("the token is not a Sextant join token (SXT1::HASH::SECRET); copy it from the first server's DATA_DIR/node-token"),
+        }
+    }
+}
+
+/// What a joining control-plane node receives.
+#[derive(Serialize, Deserialize)]
+pub struct Bootstrap {
+    pub ca_cert: String,
+    pub ca_key: String,
+    pub admin_token: String,
+}
+
+/// Fetches and verifies the CA, then the bootstrap data, from `url`.
+pub async fn fetch(url: &str, token: &JoinToken) -> anyhow::Result<Bootstrap> {
+    let url = url.trim_end_matches('/');
+    let insecure = insecure_client()?;
+    let ca = insecure
+        .get(format!("{url}/sextant.dev/v1/cacerts"))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?
+        .error_for_status()?
+        .text()
+        .await?;
+    if pki::ca_hash(&ca) != token.ca_hash {
+        bail!("the CA served by {url} does not match the join token: check the token and the URL");
+    }
+    let resp = client_trusting(&ca)?
+        .get(format!("{url}/sextant.dev/v1/bootstrap"))
+        .bearer_auth(&token.secret)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+        bail!("{url} refused the join token; copy it again from the first server's DATA_DIR/node-token");
+    }
+    let body = resp.error_for_status()?.bytes().await?;
+    serde_json::from_slice(&body).context("the bootstrap answer does not decode; are both servers the same version?")
+}
+
+#[derive(Clone)]
+struct Shared {
+    secret: Arc<str>,
+    bootstrap: Arc<Bootstrap>,
+}
+
+/// `/sextant.dev/v1/cacerts` (public, as the CA certificate is) and
+/// `/sextant.dev/v1/bootstrap` (for holders of the cluster secret).
+pub fn router(secret: &str, bootstrap: Bootstrap) -> Router {
+    let shared = Shared { secret: secret.into(), bootstrap: Arc::new(bootstrap) };
+    Router::new()
+        .route("/sextant.dev/v1/cacerts", get(|State(s): State<Shared>| async move { s.bootstrap.ca_cert.clone() }))
+        .route("/sextant.dev/v1/bootstrap", get(serve_bootstrap))
+        .with_state(shared)
+}
+
+async fn serve_bootstrap(State(s): State<Shared>, headers: http::HeaderMap) -> Response {
+    let presented = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let ok = presented.is_some_and(|p| p.len() == s.secret.len() && p.bytes().zip(s.secret.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0);
+    if !ok {
+        return (http::StatusCode::UNAUTHORIZED, "a valid join token is required").into_response();
+    }
+    axum::Json(&*s.bootstrap).into_response()
+}
+
+/// A client that accepts any server certificate: used once, to fetch the CA that the join
+/// token's hash then verifies.
+fn insecure_client() -> anyhow::Result<reqwest::Client> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    Ok(reqwest::Client::builder().use_preconfigured_tls(tls).build()?)
+}
+
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_parse_or_say_where_to_find_one() {
+        let hash = "a".repeat(64);
+        let t = JoinToken::parse(&JoinToken::format(&hash, "s3cret")).unwrap();
+        assert_eq!((t.ca_hash.as_str(), t.secret.as_str()), (hash.as_str(), "s3cret"));
+        let err = JoinToken::parse("wrong").err().unwrap().to_string();
+        assert!(err.contains("node-token"), "{err}");
+    }
+}

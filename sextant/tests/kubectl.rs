@@ -1,0 +1,165 @@
+//! `kubectl` against a real `sextant server`: the everyday commands, end to end.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::{Server, eventually};
+
+const APP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: demo
+  labels: {tier: config}
+data:
+  greeting: hello
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: demo
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: file:///srv/web.wasm
+        ports: [{containerPort: 8080}]
+      - name: sidecar
+        image: busybox:1.36
+"#;
+
+#[test]
+fn everyday_kubectl_commands_work() {
+    let s = Server::start(&[]);
+
+    let out = s.ok_stdin(&["apply", "-f", "-"], APP);
+    assert!(out.contains("namespace/demo created") && out.contains("deployment.apps/web created"), "{out}");
+
+    // Apply an edit: kubectl sends a strategic merge patch; the untouched container stays.
+    let edited = APP.replace("greeting: hello", "greeting: bonjour").replace("replicas: 2", "replicas: 3").replace("busybox:1.36", "busybox:1.37");
+    let out = s.ok_stdin(&["apply", "-f", "-"], &edited);
+    assert!(out.contains("configmap/settings configured") && out.contains("deployment.apps/web configured"), "{out}");
+    let images = s.ok(&["-n", "demo", "get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[*].image}"]);
+    assert_eq!(images, "file:///srv/web.wasm busybox:1.37");
+    let yaml = s.ok(&["-n", "demo", "get", "deploy", "web", "-o", "yaml"]);
+    assert!(yaml.contains("replicas: 3") && yaml.contains("generation: 2") && yaml.contains("uid:"), "{yaml}");
+
+    // The familiar columns, wide columns, selectors, all namespaces, labels.
+    let wide = s.ok(&["-n", "demo", "get", "deploy", "-o", "wide"]);
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]);
+    assert!(wide.contains("web,sidecar") && wide.contains("app=web"), "{wide}");
+    let by_label = s.ok(&["get", "cm", "-A", "-l", "tier=config", "--show-labels"]);
+    assert!(by_label.starts_with("NAMESPACE") && by_label.contains("settings") && by_label.contains("tier=config"), "{by_label}");
+    assert!(!s.ok(&["get", "cm", "-A", "-l", "tier=other"]).contains("settings"));
+    let by_field = s.ok(&["get", "ns", "--field-selector", "metadata.name=demo", "-o", "name"]);
+    assert_eq!(by_field.trim(), "namespace/demo");
+
+    // get -w sees a change.
+    let mut watch = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(s.kubeconfig())
+        .args(["-n", "demo", "get", "cm", "settings", "-w", "--no-headers"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(20)).expect("the watch prints the current state");
+    assert!(first.starts_with("settings"), "{first}");
+    s.ok(&["-n", "demo", "patch", "cm", "settings", "-p", r#"{"data":{"extra":"1"}}"#]);
+    let change = rx.recv_timeout(Duration::from_secs(20)).expect("the watch prints the change");
+    assert!(change.starts_with("settings") && change.split_whitespace().nth(1) == Some("2"), "DATA is now 2: {change}");
+    let _ = watch.kill();
+    let _ = watch.wait();
+
+    // describe, label, annotate, scale.
+    let described = s.ok(&["-n", "demo", "describe", "deploy", "web"]);
+    assert!(described.contains("Replicas:") && described.contains("RollingUpdate"), "{described}");
+    s.ok(&["-n", "demo", "label", "deploy", "web", "tier=frontend"]);
+    s.ok(&["-n", "demo", "annotate", "deploy", "web", "note=hi"]);
+    s.ok(&["-n", "demo", "scale", "deploy", "web", "--replicas=5"]);
+    let after = s.ok(&["-n", "demo", "get", "deploy", "web", "-o", "jsonpath={.spec.replicas} {.metadata.labels.tier} {.metadata.annotations.note}"]);
+    assert_eq!(after, "5 frontend hi");
+
+    // explain reads the OpenAPI documents.
+    let explained = s.ok(&["explain", "pods.spec.containers"]);
+    assert!(explained.contains("List of containers") && explained.contains("image"), "{explained}");
+
+    // --dry-run=server validates and answers without storing.
+    let dry = APP.replace("name: settings", "name: dry-settings");
+    s.ok_stdin(&["apply", "--dry-run=server", "-f", "-"], &dry);
+    let missing = s.kubectl(&["-n", "demo", "get", "cm", "dry-settings"]);
+    assert!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("NotFound"));
+
+    // Strict field validation refuses a misspelt field, with its name.
+    let typo = APP.replace("replicas: 2", "replicaz: 2");
+    let out = support::kubectl_with(&s.kubeconfig(), &["apply", "-f", "-"], Some(&typo));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field \"spec.replicaz\""), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // delete --wait returns once the object is gone.
+    s.ok(&["-n", "demo", "delete", "cm", "settings", "--wait"]);
+    eventually(10, "configmap gone", || {
+        (!s.kubectl(&["-n", "demo", "get", "cm", "settings"]).status.success()).then_some(())
+    });
+    s.ok(&["-n", "demo", "delete", "deploy", "web", "--wait"]);
+    assert!(s.ok(&["-n", "demo", "get", "deploy", "-o", "name"]).trim().is_empty());
+    s.stop();
+}
+
+#[test]
+fn requests_without_valid_credentials_are_refused() {
+    let s = Server::start(&[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = s.http();
+        let anon = http.get(format!("{}/api/v1/namespaces", s.url())).send().await.unwrap();
+        assert_eq!(anon.status(), 401);
+        let body: serde_json::Value = serde_json::from_slice(&anon.bytes().await.unwrap()).unwrap();
+        assert_eq!((body["kind"].as_str(), body["reason"].as_str()), (Some("Status"), Some("Unauthorized")));
+        let forged = http
+            .post(format!("{}/api/v1/namespaces", s.url()))
+            .bearer_auth("not-the-token")
+            .body(r#"{"metadata": {"name": "intruder"}}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 401);
+        // Health and version are public, as in Kubernetes.
+        assert_eq!(http.get(format!("{}/readyz", s.url())).send().await.unwrap().status(), 200);
+        assert_eq!(http.get(format!("{}/version", s.url())).send().await.unwrap().status(), 200);
+    });
+    // kubectl with a wrong token says Unauthorized, and nothing was created.
+    let kc = std::fs::read_to_string(s.kubeconfig()).unwrap().replace(&s.admin_token(), "wrong-token");
+    let bad = s.dir.path().join("bad-kubeconfig.yaml");
+    std::fs::write(&bad, kc).unwrap();
+    let out = support::kubectl_with(&bad, &["get", "ns"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("You must be logged in to the server"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!s.ok(&["get", "ns", "-o", "name"]).contains("intruder"));
+    s.stop();
+}
