@@ -18,12 +18,14 @@
 //! - `discovery.rs`, `openapi.rs`, `health.rs`: what clients read to find their way;
 //! - `auth.rs`: bearer tokens and identities;
 //! - `bootstrap.rs`: the namespaces every cluster starts with;
+//! - `crd.rs`: the loop that serves the resources CustomResourceDefinitions define;
 //! - `error.rs`: the one error type, rendered as a Kubernetes `Status`.
 
 mod admission;
 pub mod auth;
 mod body;
 mod bootstrap;
+mod crd;
 mod discovery;
 pub mod error;
 mod health;
@@ -45,6 +47,12 @@ pub use state::ApiState;
 
 use sextant_store::Store;
 use tokio_util::sync::CancellationToken;
+
+/// Serves custom resources as CRDs come and go, until the state's shutdown token is cancelled.
+/// `sextant server` runs one per control-plane node (each node's registry is its own).
+pub async fn run_crd_loop(state: ApiState) {
+    crd::run(state).await
+}
 
 /// Builds the shared state of an API server over `store`.
 pub fn state(store: Store, auth: Authenticator, shutdown: CancellationToken) -> ApiState {

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sextant_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
+use sextant_api::resources::ResourceInfo;
 use sextant_api::table::IncludeObject;
 use sextant_api::{FieldSelector, Selector};
 use sextant_store::{ListRequest, StoreError};
@@ -131,6 +132,16 @@ pub async fn collect(state: &ApiState, t: &Target, params: &Params, filter: &Fil
     }
 }
 
+/// The Table of `objects`: Kubernetes' columns for built-in kinds, the CRD's
+/// `additionalPrinterColumns` for custom ones.
+pub fn table(state: &ApiState, r: &ResourceInfo, objects: &[Value], include: IncludeObject, list_meta: &ListMeta) -> Value {
+    let now = jiff::Timestamp::now();
+    match state.registry.custom_columns(r) {
+        Some(columns) => sextant_api::table::to_table_with_columns(&columns, &r.api_version(), &r.kind, objects, include, now, list_meta),
+        None => sextant_api::table::to_table(&r.api_version(), &r.kind, objects, include, now, list_meta),
+    }
+}
+
 pub async fn list(state: &ApiState, t: &Target, params: &Params, accept: Accept) -> ApiResult<Value> {
     let filter = Filter::new(t, params)?;
     let listed = collect(state, t, params, &filter).await?;
@@ -144,7 +155,7 @@ pub async fn list(state: &ApiState, t: &Target, params: &Params, accept: Accept)
                 continue_: listed.continue_token,
                 ..Default::default()
             };
-            sextant_api::table::to_table(&r.api_version(), &r.kind, &listed.items, include, jiff::Timestamp::now(), &list_meta)
+            table(state, r, &listed.items, include, &list_meta)
         }
         Accept::Json => {
             let mut metadata = json!({"resourceVersion": listed.revision.to_string()});
@@ -157,7 +168,7 @@ pub async fn list(state: &ApiState, t: &Target, params: &Params, accept: Accept)
 }
 
 /// A single object in the form the client asked for.
-pub fn render_one(t: &Target, obj: Value, accept: Accept, params: &Params) -> ApiResult<Value> {
+pub fn render_one(state: &ApiState, t: &Target, obj: Value, accept: Accept, params: &Params) -> ApiResult<Value> {
     match (accept, t.subresource.as_deref()) {
         (Accept::Table, None) => {
             let r = &t.resource;
@@ -167,7 +178,7 @@ pub fn render_one(t: &Target, obj: Value, accept: Accept, params: &Params) -> Ap
                 resource_version: objects::meta_str(&obj, "resourceVersion").map(str::to_owned),
                 ..Default::default()
             };
-            Ok(sextant_api::table::to_table(&r.api_version(), &r.kind, &[obj], include, jiff::Timestamp::now(), &list_meta))
+            Ok(table(state, r, &[obj], include, &list_meta))
         }
         _ => Ok(obj),
     }

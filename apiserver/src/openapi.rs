@@ -23,20 +23,25 @@ pub struct Cache {
 
 struct Built {
     resources: Vec<ResourceInfo>,
+    custom: Vec<crate::registry::CustomKind>,
     docs: Documents,
 }
 
 impl Cache {
     async fn get(&self, state: &ApiState) -> ApiResult<Arc<Built>> {
         let resources = state.registry.all();
+        let custom = state.registry.custom();
         if let Some(b) = self.built.lock().expect("openapi cache poisoned").as_ref()
             && b.resources == resources
+            && b.custom == custom
         {
             return Ok(b.clone());
         }
         let built = tokio::task::spawn_blocking(move || {
-            let docs = Documents::build(&resources, &[]);
-            Built { resources, docs }
+            let crds: Vec<(ResourceInfo, serde_json::Value)> =
+                custom.iter().map(|c| (c.info.clone(), c.schema.clone())).collect();
+            let docs = Documents::build(&resources, &crds);
+            Built { resources, custom, docs }
         })
         .await
         .map_err(|e| ApiError::Internal(format!("building the OpenAPI documents failed: {e}")))?;

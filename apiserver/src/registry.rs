@@ -3,17 +3,28 @@
 
 use std::sync::{Arc, RwLock};
 
+use serde_json::Value;
+use sextant_api::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceColumnDefinition;
 use sextant_api::resources::{self, ResourceInfo};
+
+/// A resource a CRD defines, with what its CRD says about its schema and columns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomKind {
+    pub info: ResourceInfo,
+    pub schema: Value,
+    pub columns: Vec<CustomResourceColumnDefinition>,
+}
 
 /// Cheap to clone; custom resources come and go at run time.
 #[derive(Clone)]
 pub struct Registry {
     resources: Arc<RwLock<Vec<ResourceInfo>>>,
+    custom: Arc<RwLock<Vec<CustomKind>>>,
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { resources: Arc::new(RwLock::new(resources::builtin())) }
+        Registry { resources: Arc::new(RwLock::new(resources::builtin())), custom: Arc::default() }
     }
 }
 
@@ -49,14 +60,28 @@ impl Registry {
         out
     }
 
-    /// Replaces the custom resources with `custom` (built-ins stay).
-    pub fn set_custom(&self, custom: Vec<ResourceInfo>) {
+    /// Replaces the custom resources with `custom` (built-ins stay, and win a name clash).
+    pub fn set_custom(&self, custom: Vec<CustomKind>) {
         let mut all = resources::builtin();
-        for r in custom {
+        let mut kept = Vec::new();
+        for c in custom {
+            let r = &c.info;
             if !all.iter().any(|b| b.group == r.group && b.version == r.version && b.plural == r.plural) {
-                all.push(r);
+                all.push(r.clone());
+                kept.push(c);
             }
         }
         *self.resources.write().expect("registry lock poisoned") = all;
+        *self.custom.write().expect("registry lock poisoned") = kept;
+    }
+
+    pub fn custom(&self) -> Vec<CustomKind> {
+        self.custom.read().expect("registry lock poisoned").clone()
+    }
+
+    /// The printer columns of a custom resource, `None` for a built-in one.
+    pub fn custom_columns(&self, r: &ResourceInfo) -> Option<Vec<CustomResourceColumnDefinition>> {
+        let custom = self.custom.read().expect("registry lock poisoned");
+        custom.iter().find(|c| c.info == *r).map(|c| c.columns.clone())
     }
 }

@@ -101,7 +101,7 @@ async fn dispatch(state: ApiState, group: String, version: String, rest: String,
         Method::GET if t.name.is_none() => Ok(axum::Json(list::list(&state, &t, &params, accept).await?).into_response()),
         Method::GET => {
             let obj = rest::get(&state, &t).await?;
-            Ok(axum::Json(list::render_one(&t, obj, accept, &params)?).into_response())
+            Ok(axum::Json(list::render_one(&state, &t, obj, accept, &params)?).into_response())
         }
         Method::POST => {
             let bt = BodyType::from_content_type(content_type.as_deref())?;

@@ -19,6 +19,7 @@ use axum::body::{Body, Bytes};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sextant_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
+
 use sextant_api::table::IncludeObject;
 use sextant_store::{EventKind, StoreError, WatchMessage, Watcher};
 
@@ -32,6 +33,7 @@ use crate::state::ApiState;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 struct Stream {
+    state: ApiState,
     t: Target,
     filter: Filter,
     watcher: Option<Watcher>,
@@ -81,6 +83,7 @@ pub async fn watch(state: &ApiState, t: &Target, params: &Params, accept: Accept
         Err(e) => return Err(e.into()),
     };
     let stream = Stream {
+        state: state.clone(),
         t: t.clone(),
         filter,
         watcher,
@@ -196,7 +199,7 @@ impl Stream {
         let r = &self.t.resource;
         let obj = event["object"].take();
         let meta = ListMeta { resource_version: objects::meta_str(&obj, "resourceVersion").map(str::to_owned), ..Default::default() };
-        let mut table = sextant_api::table::to_table(&r.api_version(), &r.kind, &[obj], self.include, jiff::Timestamp::now(), &meta);
+        let mut table = crate::list::table(&self.state, r, &[obj], self.include, &meta);
         if self.sent_columns {
             table["columnDefinitions"] = Value::Null;
         }

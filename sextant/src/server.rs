@@ -69,6 +69,7 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
     auth.add_token(creds.admin_token.clone(), Identity::admin());
     let stop_serving = CancellationToken::new();
     let api = sextant_apiserver::state(store.clone(), auth, stop_serving.clone());
+    let crd_loop = tokio::spawn(sextant_apiserver::run_crd_loop(api.clone()));
     let bootstrap = join::Bootstrap {
         ca_cert: creds.pki.ca_cert_pem.clone(),
         ca_key: creds.pki.ca_key_pem().to_owned(),
@@ -89,7 +90,7 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
     tokio::pin!(shutdown);
     tokio::select! {
         res = started => res?,
-        () = &mut shutdown => return stop(store, stop_serving, server).await,
+        () = &mut shutdown => return stop(store, stop_serving, server, crd_loop).await,
     }
     let kubeconfig = dir.join("kubeconfig.yaml");
     write_private(&kubeconfig, &kubeconfig::admin(&url, &creds.pki.ca_cert_pem, &creds.admin_token))?;
@@ -103,7 +104,7 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
             bail!("the HTTPS server stopped unexpectedly");
         }
     }
-    stop(store, stop_serving, server).await
+    stop(store, stop_serving, server, crd_loop).await
 }
 
 /// 0.0.0.0 is where a server listens, not an address a client can dial.
@@ -174,9 +175,15 @@ fn random_hex(bytes: usize) -> String {
     (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
 }
 
-async fn stop(store: Store, stop_serving: CancellationToken, server: tokio::task::JoinHandle<()>) -> anyhow::Result<()> {
+async fn stop(
+    store: Store,
+    stop_serving: CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+    crd_loop: tokio::task::JoinHandle<()>,
+) -> anyhow::Result<()> {
     stop_serving.cancel();
     let _ = server.await;
+    let _ = crd_loop.await;
     store.shutdown().await.context("the store did not stop cleanly")?;
     tracing::info!("sextant server stopped");
     Ok(())

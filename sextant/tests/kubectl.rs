@@ -163,3 +163,62 @@ fn requests_without_valid_credentials_are_refused() {
     assert!(!s.ok(&["get", "ns", "-o", "name"]).contains("intruder"));
     s.stop();
 }
+
+const CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: crontabs.stable.example.com
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names: {plural: crontabs, singular: crontab, kind: CronTab, shortNames: [ct]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            description: What the crontab runs, and when.
+            properties:
+              cronSpec: {type: string, description: The schedule in cron format.}
+              image: {type: string}
+    additionalPrinterColumns:
+    - {name: Spec, type: string, jsonPath: .spec.cronSpec}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+"#;
+
+#[test]
+fn custom_resources_come_and_go_with_their_definitions() {
+    let s = Server::start(&[]);
+    s.ok_stdin(&["apply", "-f", "-"], CRD);
+    s.ok(&["wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=30s"]);
+    // Discovery, routing and storage follow the CRD.
+    let created = eventually(30, "the CronTab kind to be served", || {
+        let out = support::kubectl_with(
+            &s.kubeconfig(),
+            &["apply", "-f", "-"],
+            Some("apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata: {name: nightly, namespace: default}\nspec: {cronSpec: '0 3 * * *', image: backup}\n"),
+        );
+        out.status.success().then(|| String::from_utf8(out.stdout).unwrap())
+    });
+    assert!(created.contains("crontab.stable.example.com/nightly created"), "{created}");
+    // The CRD's printer columns, the short name, and explain from its schema.
+    let table = s.ok(&["get", "ct"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "SPEC", "AGE"], "{table}");
+    assert!(table.contains("nightly") && table.contains("0 3 * * *"), "{table}");
+    let explained = s.ok(&["explain", "crontabs.spec.cronSpec"]);
+    assert!(explained.contains("The schedule in cron format"), "{explained}");
+    // Deleting the definition deletes its objects and stops serving the kind.
+    s.ok(&["delete", "crd", "crontabs.stable.example.com", "--wait"]);
+    eventually(30, "the kind to be gone", || {
+        let out = s.kubectl(&["get", "crontabs.stable.example.com"]);
+        (!out.status.success()).then_some(())
+    });
+    s.stop();
+}
