@@ -24,6 +24,13 @@ if ((${#missing[@]})); then
     apt-get install -y -qq "${missing[@]}"
 fi
 
+# kubectl comes with this kind of machine (the tests drive the real one). Debian's own
+# package is far too old (1.20) to stand in for it.
+if ! command -v kubectl >/dev/null; then
+    echo "kubectl (v1.30 or newer) is required on PATH; this machine image normally ships it" >&2
+    exit 1
+fi
+
 if ! command -v cargo-nextest >/dev/null; then
     cargo install --locked cargo-nextest
 fi

@@ -1,8 +1,31 @@
 #!/usr/bin/env bash
-# Starts Sextant on its embedded default: one all-in-one server on ./sextant-data.
+# Starts Sextant on its embedded default (one all-in-one server on ./sextant-data) and
+# deploys the hello example. Ctrl-C (or SIGTERM) stops the server cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/env.sh
 cargo build --release -p sextant
-exec "$CARGO_TARGET_DIR/release/sextant" server --data-dir ./sextant-data "$@"
+cargo build --release -p hello --target wasm32-wasip2
+examples_dir="$CARGO_TARGET_DIR/wasm32-wasip2/release"
+
+data=./sextant-data
+"$CARGO_TARGET_DIR/release/sextant" server --data-dir "$data" "$@" &
+server=$!
+trap 'kill -TERM $server 2>/dev/null; wait $server' INT TERM
+for _ in $(seq 1 600); do
+    [ -s "$data/kubeconfig.yaml" ] && break
+    kill -0 $server 2>/dev/null || { echo "sextant server exited; see its log above" >&2; exit 1; }
+    sleep 0.1
+done
+export KUBECONFIG="$PWD/$data/kubeconfig.yaml"
+sed "s|SEXTANT_EXAMPLES|$examples_dir|" examples/hello/manifests/job.yaml | kubectl apply -f -
+cat <<MSG
+
+Sextant is running. Try:
+  export KUBECONFIG=$KUBECONFIG
+  kubectl get ns
+  kubectl get jobs
+Stop it with Ctrl-C.
+MSG
+wait $server
