@@ -96,7 +96,7 @@ pub async fn create(state: &ApiState, t: &Target, params: &Params, body_type: Bo
     if objects::name(&obj).is_none()
         && let Some(prefix) = meta_str(&obj, "generateName").map(str::to_owned)
     {
-        let name = sextant_api::names::generate_name(&prefix, |n| rand_below(n));
+        let name = sextant_api::names::generate_name(&prefix, rand_below);
         meta_mut(&mut obj).insert("name".into(), json!(name));
     }
     prepare_create(r, &mut obj);

@@ -196,6 +196,9 @@ spec:
 fn custom_resources_come_and_go_with_their_definitions() {
     let s = Server::start(&[]);
     s.ok_stdin(&["apply", "-f", "-"], CRD);
+    // Re-applying an edited definition is a strategic merge patch of a built-in kind.
+    let out = s.ok_stdin(&["apply", "-f", "-"], &CRD.replace("shortNames: [ct]", "shortNames: [ct, cts]"));
+    assert!(out.contains("configured"), "{out}");
     s.ok(&["wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=30s"]);
     // Discovery, routing and storage follow the CRD.
     let created = eventually(30, "the CronTab kind to be served", || {

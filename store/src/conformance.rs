@@ -24,6 +24,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Red
 }
 
 #[test]
-fn redb_storage_passes_openraft_conformance_suite() -> Result<(), StorageError> {
-    Suite::test_all(RedbBuilder)
+fn redb_storage_passes_openraft_conformance_suite() {
+    if let Err(e) = Suite::test_all(RedbBuilder) {
+        panic!("openraft's storage suite failed: {e}");
+    }
 }

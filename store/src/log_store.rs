@@ -109,6 +109,7 @@ impl LogStore {
         Ok((LogStore { shared, jobs }, node_id))
     }
 
+    #[expect(clippy::result_large_err, reason = "openraft's storage traits return its own error type")]
     fn send(&self, job: Job) -> Result<(), StorageError> {
         let tx = self.jobs.tx.as_ref().expect("queue is open while a handle exists");
         tx.send(job).map_err(|_| {
@@ -195,7 +196,7 @@ fn writer_loop(shared: &Shared, rx: std::sync::mpsc::Receiver<Job>) {
                     done.log_io_completed(res.map_err(std::io::Error::other));
                 }
                 Job::Truncate { done, .. } | Job::Purge { done, .. } | Job::SaveVote { done, .. } => {
-                    let _ = done.send(res.map_err(|m| StoreError::Stopped(m)));
+                    let _ = done.send(res.map_err(StoreError::Stopped));
                 }
                 Job::SaveCommitted { .. } => {}
             }

@@ -60,6 +60,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+#[expect(clippy::result_large_err, reason = "the error is the response itself, built once per bad request")]
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
     codec::decode(body).map_err(|e| {
         (StatusCode::BAD_REQUEST, format!("the request body did not decode ({e}); is the peer running the same Sextant version?"))

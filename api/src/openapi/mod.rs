@@ -17,9 +17,11 @@
 //! # Layout
 //! - `schemas.rs`: the schema catalogue, its fix-ups, and cutting it down to one document;
 //! - `paths.rs`: every resource's operations, in v3 and v2 form;
-//! - `patch_meta.rs`: patch strategies and list types, which `k8s-openapi` does not carry.
+//! - `list_types.rs`: list, map and struct types for server-side apply, which `k8s-openapi` does
+//!   not carry. The patch strategies beside them come from [`crate::patch::meta`], the table the
+//!   patch engine itself applies.
 
-mod patch_meta;
+mod list_types;
 mod paths;
 mod schemas;
 

@@ -235,26 +235,32 @@ pub(super) fn resource_paths(s: &Served) -> Vec<PathItem> {
     let scope_path =
         if r.namespaced { format!("/namespaces/{{namespace}}/{}", r.plural) } else { format!("/{}", r.plural) };
     let kind_gvk = schemas::gvk(&r.group, &r.version, kind);
-    let obj = || s.schema.clone();
     let op = |method, id: String, action, description: String, params, body, responses: Vec<(&'static str, String)>| {
         Op { method, id, action, gvk: kind_gvk.clone(), description, params, body, responses, streams: false }
     };
+    let list = |id: String| {
+        let (description, responses) = (format!("list or watch objects of kind {kind}"), vec![("200", s.list_schema.clone())]);
+        Op { streams: true, ..op("get", id, "list", description, LIST_PARAMS, None, responses) }
+    };
+    // Reading, replacing and patching work alike on the object and on its subresources.
+    let read = |id: String, description: String, schema: &str| {
+        op("get", id, "get", description, &[], None, vec![("200", schema.to_owned())])
+    };
+    let replace = |id: String, description: String, schema: &str| {
+        let (body, responses) = (Body::Object(schema.to_owned()), vec![("200", schema.to_owned()), ("201", schema.to_owned())]);
+        op("put", id, "put", description, WRITE_PARAMS, Some(body), responses)
+    };
+    let patch = |id: String, description: String, schema: &str| {
+        let (body, responses) = (Body::Patch { strategic: !s.custom }, vec![("200", schema.to_owned()), ("201", schema.to_owned())]);
+        op("patch", id, "patch", description, PATCH_PARAMS, Some(body), responses)
+    };
+    let obj = s.schema.as_str();
     let mut out = Vec::new();
 
     // The collection.
     let mut ops = Vec::new();
     if has_verb(r, "list") {
-        let mut o = op(
-            "get",
-            format!("list{gp}{v}{ns}{kind}"),
-            "list",
-            format!("list or watch objects of kind {kind}"),
-            LIST_PARAMS,
-            None,
-            vec![("200", s.list_schema.clone())],
-        );
-        o.streams = true;
-        ops.push(o);
+        ops.push(list(format!("list{gp}{v}{ns}{kind}")));
     }
     if has_verb(r, "create") {
         ops.push(op(
@@ -263,8 +269,8 @@ pub(super) fn resource_paths(s: &Served) -> Vec<PathItem> {
             "post",
             format!("create a {kind}"),
             WRITE_PARAMS,
-            Some(Body::Object(obj())),
-            vec![("200", obj()), ("201", obj()), ("202", obj())],
+            Some(Body::Object(obj.to_owned())),
+            vec![("200", obj.to_owned()), ("201", obj.to_owned()), ("202", obj.to_owned())],
         ));
     }
     if has_verb(r, "deletecollection") {
@@ -283,26 +289,10 @@ pub(super) fn resource_paths(s: &Served) -> Vec<PathItem> {
     // One object.
     let mut ops = Vec::new();
     if has_verb(r, "get") {
-        ops.push(op(
-            "get",
-            format!("read{gp}{v}{ns}{kind}"),
-            "get",
-            format!("read the specified {kind}"),
-            &[],
-            None,
-            vec![("200", obj())],
-        ));
+        ops.push(read(format!("read{gp}{v}{ns}{kind}"), format!("read the specified {kind}"), obj));
     }
     if has_verb(r, "update") {
-        ops.push(op(
-            "put",
-            format!("replace{gp}{v}{ns}{kind}"),
-            "put",
-            format!("replace the specified {kind}"),
-            WRITE_PARAMS,
-            Some(Body::Object(obj())),
-            vec![("200", obj()), ("201", obj())],
-        ));
+        ops.push(replace(format!("replace{gp}{v}{ns}{kind}"), format!("replace the specified {kind}"), obj));
     }
     if has_verb(r, "delete") {
         ops.push(op(
@@ -316,54 +306,22 @@ pub(super) fn resource_paths(s: &Served) -> Vec<PathItem> {
         ));
     }
     if has_verb(r, "patch") {
-        ops.push(op(
-            "patch",
-            format!("patch{gp}{v}{ns}{kind}"),
-            "patch",
-            format!("partially update the specified {kind}"),
-            PATCH_PARAMS,
-            Some(Body::Patch { strategic: !s.custom }),
-            vec![("200", obj()), ("201", obj())],
-        ));
+        ops.push(patch(format!("patch{gp}{v}{ns}{kind}"), format!("partially update the specified {kind}"), obj));
     }
     out.push(PathItem { path: format!("{base}{scope_path}/{{name}}"), namespaced: r.namespaced, named: true, ops });
 
     // Subresources that carry the object (status) or a Scale.
     for (sub, suffix, schema, sub_gvk) in [
-        ("status", "Status", s.schema.clone(), kind_gvk.clone()),
-        ("scale", "Scale", SCALE.to_owned(), schemas::gvk("autoscaling", "v1", "Scale")),
+        ("status", "Status", obj, kind_gvk.clone()),
+        ("scale", "Scale", SCALE, schemas::gvk("autoscaling", "v1", "Scale")),
     ] {
         if !r.has_subresource(sub) {
             continue;
         }
         let mut ops = vec![
-            op(
-                "get",
-                format!("read{gp}{v}{ns}{kind}{suffix}"),
-                "get",
-                format!("read {sub} of the specified {kind}"),
-                &[],
-                None,
-                vec![("200", schema.clone())],
-            ),
-            op(
-                "put",
-                format!("replace{gp}{v}{ns}{kind}{suffix}"),
-                "put",
-                format!("replace {sub} of the specified {kind}"),
-                WRITE_PARAMS,
-                Some(Body::Object(schema.clone())),
-                vec![("200", schema.clone()), ("201", schema.clone())],
-            ),
-            op(
-                "patch",
-                format!("patch{gp}{v}{ns}{kind}{suffix}"),
-                "patch",
-                format!("partially update {sub} of the specified {kind}"),
-                PATCH_PARAMS,
-                Some(Body::Patch { strategic: !s.custom }),
-                vec![("200", schema.clone()), ("201", schema.clone())],
-            ),
+            read(format!("read{gp}{v}{ns}{kind}{suffix}"), format!("read {sub} of the specified {kind}"), schema),
+            replace(format!("replace{gp}{v}{ns}{kind}{suffix}"), format!("replace {sub} of the specified {kind}"), schema),
+            patch(format!("patch{gp}{v}{ns}{kind}{suffix}"), format!("partially update {sub} of the specified {kind}"), schema),
         ];
         for o in &mut ops {
             o.gvk = sub_gvk.clone();
@@ -377,24 +335,14 @@ pub(super) fn resource_paths(s: &Served) -> Vec<PathItem> {
     }
 
     if r.namespaced && has_verb(r, "list") {
-        let mut o = op(
-            "get",
-            format!("list{gp}{v}{kind}ForAllNamespaces"),
-            "list",
-            format!("list or watch objects of kind {kind}"),
-            LIST_PARAMS,
-            None,
-            vec![("200", s.list_schema.clone())],
-        );
-        o.streams = true;
+        let o = list(format!("list{gp}{v}{kind}ForAllNamespaces"));
         out.push(PathItem { path: format!("{base}/{}", r.plural), namespaced: false, named: false, ops: vec![o] });
     }
 
     // The deprecated `/watch/` paths, still in upstream's documents and generated clients.
     if has_verb(r, "watch") {
         let watch = |path: String, id: String, action, description: String, namespaced, named| {
-            let mut o = op("get", id, action, description, LIST_PARAMS, None, vec![("200", WATCH_EVENT.into())]);
-            o.streams = true;
+            let o = Op { streams: true, ..op("get", id, action, description, LIST_PARAMS, None, vec![("200", WATCH_EVENT.into())]) };
             PathItem { path, namespaced, named, ops: vec![o] }
         };
         out.push(watch(
@@ -459,6 +407,12 @@ pub(super) fn resources_path(group: &str, version: &str) -> (String, Value, Valu
     (path, v3, v2)
 }
 
+/// The content types a PATCH accepts: [`PATCH_TYPES`], less strategic merge patch for
+/// custom resources.
+fn patch_types(strategic: bool) -> Vec<&'static str> {
+    PATCH_TYPES.iter().copied().filter(|t| strategic || !t.starts_with("application/strategic")).collect()
+}
+
 fn content(types: &[&str], schema: &Value) -> Value {
     Value::Object(types.iter().map(|t| ((*t).to_owned(), json!({ "schema": schema }))).collect())
 }
@@ -521,11 +475,7 @@ pub(super) fn render_v3(item: &PathItem, s: &Served) -> Value {
                 );
             }
             Some(Body::Patch { strategic }) => {
-                let types: Vec<&str> = PATCH_TYPES
-                    .iter()
-                    .copied()
-                    .filter(|t| *strategic || !t.starts_with("application/strategic"))
-                    .collect();
+                let types = patch_types(*strategic);
                 o.insert("requestBody".into(), json!({ "content": content(&types, &v3_ref(PATCH)), "required": true }));
             }
             Some(Body::Delete) => {
@@ -573,7 +523,7 @@ pub(super) fn render_v2(item: &PathItem, s: &Served) -> Value {
             }
             Some(Body::Patch { strategic }) => {
                 params.push(json!({ "name": "body", "in": "body", "required": true, "schema": v2_ref(PATCH) }));
-                PATCH_TYPES.iter().copied().filter(|t| *strategic || !t.starts_with("application/strategic")).collect()
+                patch_types(*strategic)
             }
             Some(Body::Delete) => {
                 params.push(json!({ "name": "body", "in": "body", "schema": v2_ref(DELETE_OPTIONS) }));

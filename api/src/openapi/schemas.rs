@@ -15,7 +15,7 @@ use k8s_openapi::schemars::generate::SchemaSettings;
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use super::patch_meta;
+use super::list_types;
 use crate::resources::ResourceInfo;
 
 /// Where refs point in the catalogue and in v3 documents.
@@ -227,18 +227,22 @@ fn fix_up(defs: &mut Map<String, Value>) {
             defs.insert(name.into(), json!({ "description": d }));
         }
     }
-    for f in patch_meta::FIELDS {
-        let Some(prop) = defs.get_mut(f.schema).and_then(|s| s.pointer_mut(&format!("/properties/{}", f.property)))
-        else {
-            continue;
-        };
-        let Some(prop) = prop.as_object_mut() else { continue };
-        for (key, value) in [
-            ("x-kubernetes-patch-strategy", f.patch_strategy),
-            ("x-kubernetes-patch-merge-key", f.patch_merge_key),
-            ("x-kubernetes-list-type", f.list_type),
-            ("x-kubernetes-map-type", f.map_type),
-        ] {
+    for (schema, field) in crate::patch::meta::tagged_fields() {
+        let tags = [
+            ("x-kubernetes-patch-strategy", field.patch_strategy()),
+            ("x-kubernetes-patch-merge-key", field.patch_merge_key()),
+        ];
+        if let Some(prop) = property_mut(defs, schema, field.name) {
+            for (key, value) in tags {
+                if let Some(value) = value {
+                    prop.insert(key.into(), value.into());
+                }
+            }
+        }
+    }
+    for (schema, f) in list_types::fields() {
+        let Some(prop) = property_mut(defs, schema, f.property) else { continue };
+        for (key, value) in [("x-kubernetes-list-type", f.list_type), ("x-kubernetes-map-type", f.map_type)] {
             if !value.is_empty() {
                 prop.insert(key.into(), value.into());
             }
@@ -247,11 +251,16 @@ fn fix_up(defs: &mut Map<String, Value>) {
             prop.insert("x-kubernetes-list-map-keys".into(), json!(f.list_map_keys));
         }
     }
-    for name in patch_meta::ATOMIC_STRUCTS {
+    for name in list_types::ATOMIC_STRUCTS {
         if let Some(s) = defs.get_mut(*name).and_then(Value::as_object_mut) {
             s.insert("x-kubernetes-map-type".into(), "atomic".into());
         }
     }
+}
+
+/// The schema of `property` in the catalogue's `schema`, if both exist.
+fn property_mut<'a>(defs: &'a mut Map<String, Value>, schema: &str, property: &str) -> Option<&'a mut Map<String, Value>> {
+    defs.get_mut(schema)?.get_mut("properties")?.get_mut(property)?.as_object_mut()
 }
 
 /// Calls `f` on every subschema directly inside `schema`. Only schema keywords are followed:

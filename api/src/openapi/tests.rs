@@ -316,9 +316,53 @@ fn schemas_carry_patch_strategies_for_kubectl_apply() {
     assert!(strategy["allOf"][0]["$ref"].is_string(), "the strategy survives beside the ref");
     // A row naming a property the schema lacks is a typo or a Kubernetes version skew.
     let defs = &schemas::catalogue().defs;
-    for f in patch_meta::FIELDS {
-        if let Some(s) = defs.get(f.schema) {
-            assert!(s["properties"].get(f.property).is_some(), "{}.{} not found", f.schema, f.property);
+    let rows = list_types::fields().map(|(schema, f)| (schema, f.property));
+    let tagged = crate::patch::meta::tagged_fields().into_iter().map(|(schema, f)| (schema, f.name));
+    for (schema, property) in rows.chain(tagged) {
+        if let Some(s) = defs.get(schema) {
+            assert!(s["properties"].get(property).is_some(), "{schema}.{property} not found");
+        }
+    }
+}
+
+#[test]
+fn apps_v1_document_takes_its_patch_strategies_from_the_patch_engine() {
+    let apps = v3_group_version(&builtin(), "apps", "v1");
+    let containers = &schema(&apps, POD_SPEC)["properties"]["containers"];
+    assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+    assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+    let env = &schema(&apps, CONTAINER)["properties"]["env"];
+    assert_eq!(env["x-kubernetes-patch-strategy"], "merge");
+    assert_eq!(env["x-kubernetes-patch-merge-key"], "name");
+    let finalizers = &schema(&apps, "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")["properties"]["finalizers"];
+    assert_eq!(finalizers["x-kubernetes-patch-strategy"], "merge");
+    assert!(finalizers.get("x-kubernetes-patch-merge-key").is_none(), "a set of strings has no key");
+    // What the document says is what the patch engine does, field by field.
+    let engine = crate::patch::meta::lookup("apps/v1", "Deployment", "spec.template.spec.containers.env").unwrap();
+    assert_eq!(env["x-kubernetes-patch-merge-key"], engine.patch_merge_key().unwrap());
+}
+
+#[test]
+fn ephemeral_containers_carry_the_tags_of_the_container_fields_they_inline() {
+    let doc = core_v1();
+    let ephemeral = &schema(&doc, "io.k8s.api.core.v1.EphemeralContainer")["properties"];
+    for (property, key) in [("env", "name"), ("ports", "containerPort"), ("volumeMounts", "mountPath")] {
+        assert_eq!(ephemeral[property]["x-kubernetes-patch-merge-key"], key, "{property}");
+        assert_eq!(ephemeral[property]["x-kubernetes-list-type"], "map", "{property}");
+    }
+}
+
+/// Server-side apply's list map keys and strategic merge patch's merge key are separate
+/// upstream markers, but a keyed list has both, and the merge key is one of the map keys.
+#[test]
+fn merge_keys_are_among_the_list_map_keys() {
+    for (schema, field) in crate::patch::meta::tagged_fields() {
+        let Some(key) = field.patch_merge_key() else { continue };
+        let Some((_, row)) = list_types::fields().find(|(s, f)| *s == schema && f.property == field.name) else {
+            continue;
+        };
+        if row.list_type == "map" {
+            assert!(row.list_map_keys.contains(&key), "{schema}.{}: {key} not in {:?}", field.name, row.list_map_keys);
         }
     }
 }

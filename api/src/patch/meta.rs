@@ -55,6 +55,10 @@ pub struct Field {
 pub struct Schema {
     /// The Go type's name, for messages and tests.
     pub name: &'static str,
+    /// Every upstream type this schema stands for, by its OpenAPI definition name
+    /// (`io.k8s.api.core.v1.PodSpec`): one schema may serve several Go types whose tagged
+    /// fields are the same. The OpenAPI documents publish [`tagged_fields`] under these names.
+    pub types: &'static [&'static str],
     /// The fields that matter to patching; any other field is [`Strategy::Default`].
     pub fields: &'static [Field],
 }
@@ -64,6 +68,65 @@ impl Schema {
     pub fn field(&'static self, name: &str) -> Option<&'static Field> {
         self.fields.iter().find(|f| f.name == name)
     }
+}
+
+impl Field {
+    /// The `patchStrategy` struct tag as upstream writes it, which the OpenAPI documents
+    /// publish as `x-kubernetes-patch-strategy`; `None` for an untagged field.
+    pub fn patch_strategy(&self) -> Option<&'static str> {
+        match (self.strategy, self.retain_keys) {
+            (Strategy::Default, false) => None,
+            (Strategy::Default, true) => Some("retainKeys"),
+            (Strategy::Replace, false) => Some("replace"),
+            (Strategy::Replace, true) => Some("replace,retainKeys"),
+            (Strategy::MergeByKey(_) | Strategy::MergeSet, false) => Some("merge"),
+            (Strategy::MergeByKey(_) | Strategy::MergeSet, true) => Some("merge,retainKeys"),
+        }
+    }
+
+    /// The `patchMergeKey` struct tag (`x-kubernetes-patch-merge-key`).
+    pub fn patch_merge_key(&self) -> Option<&'static str> {
+        match self.strategy {
+            Strategy::MergeByKey(key) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// Every tagged field of every schema here, under each upstream type the schema stands for
+/// (`("io.k8s.api.core.v1.PodSpec", containers)`), sorted by type and field: the index the
+/// OpenAPI documents take their `x-kubernetes-patch-*` extensions from. It covers the kinds
+/// of [`schema_for`] and the types that no patch reaches (`UNREACHED`).
+pub fn tagged_fields() -> Vec<(&'static str, &'static Field)> {
+    fn walk(
+        schema: &'static Schema,
+        seen: &mut Vec<&'static Schema>,
+        out: &mut Vec<(&'static str, &'static Field)>,
+    ) {
+        if seen.iter().any(|s| std::ptr::eq(*s, schema)) {
+            return;
+        }
+        seen.push(schema);
+        for field in schema.fields {
+            if field.patch_strategy().is_some() {
+                out.extend(schema.types.iter().map(|t| (*t, field)));
+            }
+            if let Some(next) = field.schema {
+                walk(next, seen, out);
+            }
+        }
+    }
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    let roots = KINDS
+        .iter()
+        .map(|(_, _, s)| *s)
+        .chain(UNREACHED.iter().copied());
+    for schema in roots {
+        walk(schema, &mut seen, &mut out);
+    }
+    out.sort_by_key(|(t, f)| (*t, f.name));
+    out
 }
 
 /// The schema for the objects of one kind, or `None` for a kind Kubernetes does not build
@@ -153,12 +216,14 @@ const fn retaining_keys(field: Field) -> Field {
 
 static UNTAGGED: Schema = Schema {
     name: "untagged",
+    types: &[],
     fields: &[],
 };
 
 /// `metav1.ObjectMeta`.
 static OBJECT_META: Schema = Schema {
     name: "ObjectMeta",
+    types: &["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"],
     fields: &[set("finalizers"), merge_by("ownerReferences", "uid")],
 };
 
@@ -167,6 +232,10 @@ const METADATA: Field = object("metadata", &OBJECT_META);
 /// `core/v1.Container`; `EphemeralContainer` inlines the same tagged fields.
 static CONTAINER: Schema = Schema {
     name: "Container",
+    types: &[
+        "io.k8s.api.core.v1.Container",
+        "io.k8s.api.core.v1.EphemeralContainer",
+    ],
     fields: &[
         merge_by("ports", "containerPort"),
         merge_by("env", "name"),
@@ -178,6 +247,7 @@ static CONTAINER: Schema = Schema {
 /// `core/v1.PodSpec`. `tolerations` and `readinessGates` carry no tag: they are replaced.
 static POD_SPEC: Schema = Schema {
     name: "PodSpec",
+    types: &["io.k8s.api.core.v1.PodSpec"],
     fields: &[
         retaining_keys(merge_by("volumes", "name")),
         merge_items_by("initContainers", "name", &CONTAINER),
@@ -196,6 +266,7 @@ static POD_SPEC: Schema = Schema {
 /// come into play and are left out.
 static POD_STATUS: Schema = Schema {
     name: "PodStatus",
+    types: &["io.k8s.api.core.v1.PodStatus"],
     fields: &[
         merge_by("conditions", "type"),
         merge_by("hostIPs", "ip"),
@@ -206,6 +277,7 @@ static POD_STATUS: Schema = Schema {
 
 static POD: Schema = Schema {
     name: "Pod",
+    types: &["io.k8s.api.core.v1.Pod"],
     fields: &[
         METADATA,
         object("spec", &POD_SPEC),
@@ -215,11 +287,13 @@ static POD: Schema = Schema {
 
 static POD_TEMPLATE_SPEC: Schema = Schema {
     name: "PodTemplateSpec",
+    types: &["io.k8s.api.core.v1.PodTemplateSpec"],
     fields: &[METADATA, object("spec", &POD_SPEC)],
 };
 
 static POD_TEMPLATE: Schema = Schema {
     name: "PodTemplate",
+    types: &["io.k8s.api.core.v1.PodTemplate"],
     fields: &[METADATA, object("template", &POD_TEMPLATE_SPEC)],
 };
 
@@ -230,6 +304,19 @@ static POD_TEMPLATE: Schema = Schema {
 /// `HorizontalPodAutoscalerStatus`.
 static CONDITIONS_STATUS: Schema = Schema {
     name: "Status",
+    types: &[
+        "io.k8s.api.apps.v1.DaemonSetStatus",
+        "io.k8s.api.apps.v1.DeploymentStatus",
+        "io.k8s.api.apps.v1.ReplicaSetStatus",
+        "io.k8s.api.apps.v1.StatefulSetStatus",
+        "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus",
+        "io.k8s.api.batch.v1.JobStatus",
+        "io.k8s.api.core.v1.NamespaceStatus",
+        "io.k8s.api.core.v1.PersistentVolumeClaimStatus",
+        "io.k8s.api.core.v1.ReplicationControllerStatus",
+        "io.k8s.api.core.v1.ServiceStatus",
+        "io.k8s.api.policy.v1.PodDisruptionBudgetStatus",
+    ],
     fields: &[merge_by("conditions", "type")],
 };
 
@@ -239,11 +326,25 @@ const STATUS: Field = object("status", &CONDITIONS_STATUS);
 /// `StatefulSetSpec`, `DaemonSetSpec`, `JobSpec`, `ReplicationControllerSpec`.
 static TEMPLATED_SPEC: Schema = Schema {
     name: "TemplatedSpec",
+    types: &[
+        "io.k8s.api.apps.v1.DaemonSetSpec",
+        "io.k8s.api.apps.v1.ReplicaSetSpec",
+        "io.k8s.api.apps.v1.StatefulSetSpec",
+        "io.k8s.api.batch.v1.JobSpec",
+        "io.k8s.api.core.v1.ReplicationControllerSpec",
+    ],
     fields: &[object("template", &POD_TEMPLATE_SPEC)],
 };
 
 static TEMPLATED: Schema = Schema {
     name: "Templated",
+    types: &[
+        "io.k8s.api.apps.v1.DaemonSet",
+        "io.k8s.api.apps.v1.ReplicaSet",
+        "io.k8s.api.apps.v1.StatefulSet",
+        "io.k8s.api.batch.v1.Job",
+        "io.k8s.api.core.v1.ReplicationController",
+    ],
     fields: &[METADATA, object("spec", &TEMPLATED_SPEC), STATUS],
 };
 
@@ -251,6 +352,7 @@ static TEMPLATED: Schema = Schema {
 /// `RollingUpdate` to `Recreate` can clear `rollingUpdate`.
 static DEPLOYMENT_SPEC: Schema = Schema {
     name: "DeploymentSpec",
+    types: &["io.k8s.api.apps.v1.DeploymentSpec"],
     fields: &[
         object("template", &POD_TEMPLATE_SPEC),
         retaining_keys(Field {
@@ -264,41 +366,49 @@ static DEPLOYMENT_SPEC: Schema = Schema {
 
 static DEPLOYMENT: Schema = Schema {
     name: "Deployment",
+    types: &["io.k8s.api.apps.v1.Deployment"],
     fields: &[METADATA, object("spec", &DEPLOYMENT_SPEC), STATUS],
 };
 
 static JOB_TEMPLATE_SPEC: Schema = Schema {
     name: "JobTemplateSpec",
+    types: &["io.k8s.api.batch.v1.JobTemplateSpec"],
     fields: &[METADATA, object("spec", &TEMPLATED_SPEC)],
 };
 
 static CRON_JOB_SPEC: Schema = Schema {
     name: "CronJobSpec",
+    types: &["io.k8s.api.batch.v1.CronJobSpec"],
     fields: &[object("jobTemplate", &JOB_TEMPLATE_SPEC)],
 };
 
 static CRON_JOB: Schema = Schema {
     name: "CronJob",
+    types: &["io.k8s.api.batch.v1.CronJob"],
     fields: &[METADATA, object("spec", &CRON_JOB_SPEC)],
 };
 
 static SERVICE_SPEC: Schema = Schema {
     name: "ServiceSpec",
+    types: &["io.k8s.api.core.v1.ServiceSpec"],
     fields: &[merge_by("ports", "port")],
 };
 
 static SERVICE: Schema = Schema {
     name: "Service",
+    types: &["io.k8s.api.core.v1.Service"],
     fields: &[METADATA, object("spec", &SERVICE_SPEC), STATUS],
 };
 
 static NODE_SPEC: Schema = Schema {
     name: "NodeSpec",
+    types: &["io.k8s.api.core.v1.NodeSpec"],
     fields: &[set("podCIDRs")],
 };
 
 static NODE_STATUS: Schema = Schema {
     name: "NodeStatus",
+    types: &["io.k8s.api.core.v1.NodeStatus"],
     fields: &[
         merge_by("conditions", "type"),
         merge_by("addresses", "type"),
@@ -307,6 +417,7 @@ static NODE_STATUS: Schema = Schema {
 
 static NODE: Schema = Schema {
     name: "Node",
+    types: &["io.k8s.api.core.v1.Node"],
     fields: &[
         METADATA,
         object("spec", &NODE_SPEC),
@@ -316,11 +427,17 @@ static NODE: Schema = Schema {
 
 static WITH_STATUS: Schema = Schema {
     name: "WithConditions",
+    types: &[
+        "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler",
+        "io.k8s.api.core.v1.Namespace",
+        "io.k8s.api.core.v1.PersistentVolumeClaim",
+    ],
     fields: &[METADATA, STATUS],
 };
 
 static SERVICE_ACCOUNT: Schema = Schema {
     name: "ServiceAccount",
+    types: &["io.k8s.api.core.v1.ServiceAccount"],
     fields: &[METADATA, merge_by("secrets", "name")],
 };
 
@@ -328,19 +445,58 @@ static SERVICE_ACCOUNT: Schema = Schema {
 /// `matchLabels` entry is not undone by merging with the stored selector.
 static PDB_SPEC: Schema = Schema {
     name: "PodDisruptionBudgetSpec",
+    types: &["io.k8s.api.policy.v1.PodDisruptionBudgetSpec"],
     fields: &[replace("selector")],
 };
 
 static PDB: Schema = Schema {
     name: "PodDisruptionBudget",
+    types: &["io.k8s.api.policy.v1.PodDisruptionBudget"],
     fields: &[METADATA, object("spec", &PDB_SPEC), STATUS],
 };
 
 /// Kinds with no tagged field but `metadata`'s.
 static METADATA_ONLY: Schema = Schema {
     name: "Object",
+    types: &[
+        "io.k8s.api.apps.v1.ControllerRevision",
+        "io.k8s.api.autoscaling.v1.Scale",
+        "io.k8s.api.coordination.v1.Lease",
+        "io.k8s.api.core.v1.ConfigMap",
+        "io.k8s.api.core.v1.Endpoints",
+        "io.k8s.api.core.v1.Event",
+        "io.k8s.api.core.v1.LimitRange",
+        "io.k8s.api.core.v1.PersistentVolume",
+        "io.k8s.api.core.v1.ResourceQuota",
+        "io.k8s.api.core.v1.Secret",
+        "io.k8s.api.discovery.v1.EndpointSlice",
+        "io.k8s.api.events.v1.Event",
+        "io.k8s.api.node.v1.RuntimeClass",
+    ],
     fields: &[METADATA],
 };
+
+/// `core/v1.ContainerStatus`. Its tagged lists are never reached by a patch, because
+/// `PodStatus` replaces its container status lists whole; kept for [`tagged_fields`].
+static CONTAINER_STATUS: Schema = Schema {
+    name: "ContainerStatus",
+    types: &["io.k8s.api.core.v1.ContainerStatus"],
+    fields: &[
+        merge_by("volumeMounts", "mountPath"),
+        merge_by("allocatedResourcesStatus", "name"),
+    ],
+};
+
+/// `core/v1.ComponentStatus`, a read-only kind that is not served, so never patched.
+static COMPONENT_STATUS: Schema = Schema {
+    name: "ComponentStatus",
+    types: &["io.k8s.api.core.v1.ComponentStatus"],
+    fields: &[METADATA, merge_by("conditions", "type")],
+};
+
+/// Tagged upstream types that no patch of a kind in [`KINDS`] reaches: they matter only to
+/// the OpenAPI documents, which publish every type's tags.
+static UNREACHED: &[&Schema] = &[&CONTAINER_STATUS, &COMPONENT_STATUS];
 
 /// Every built-in kind, by `apiVersion` and `kind`. A kind listed here accepts strategic
 /// merge patch; the rest are custom resources.
@@ -374,6 +530,9 @@ static KINDS: &[(&str, &str, &Schema)] = &[
     ("events.k8s.io/v1", "Event", &METADATA_ONLY),
     ("coordination.k8s.io/v1", "Lease", &METADATA_ONLY),
     ("node.k8s.io/v1", "RuntimeClass", &METADATA_ONLY),
+    // Built in, so kubectl re-applies CRDs with strategic merge patches; CRD versions carry no
+    // patch tags upstream, so they are replaced like any untagged list.
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", &WITH_STATUS),
 ];
 
 #[cfg(test)]
