@@ -20,11 +20,13 @@
 //! - `names.rs`: names generated from `generateName`;
 //! - `defaults.rs`: the values Kubernetes fills in for absent fields, per kind;
 //! - `patch.rs`: JSON patch, merge patch and strategic merge patch, as the API server applies them;
+//! - `apply/`: server-side apply and `metadata.managedFields`: who owns which field, conflicts;
 //! - `resources.rs`: the resources served, with their names, scope and subresources;
 //! - `table/`: the `Table` objects `kubectl get` prints, with Kubernetes' columns per kind;
 //! - `openapi/`: the OpenAPI v2 and v3 documents kubectl reads, built from those resources;
 //! - `error.rs`: the one error type, and the `Status` each error becomes.
 
+pub mod apply;
 pub mod defaults;
 mod error;
 pub mod fields;

@@ -306,7 +306,7 @@ fn require_object(patch_type: PatchType, body: &Value) -> Result<&Value, PatchEr
 }
 
 /// A JSON value's kind with its article, for messages.
-fn describe(value: &Value) -> &'static str {
+pub(crate) fn describe(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -319,3 +319,16 @@ fn describe(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+
+/// A JSON value's kind as a number, ordering kinds (null < bool < number < string < array <
+/// object) wherever values of mixed kinds must sort or be told apart.
+pub(crate) fn kind_rank(value: &Value) -> u8 {
+    match value {
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        Value::Number(_) => 2,
+        Value::String(_) => 3,
+        Value::Array(_) => 4,
+        Value::Object(_) => 5,
+    }
+}

@@ -84,7 +84,7 @@ const BUILTINS: &[Builtin] = &[
     b("", "v1", "Endpoints", "endpoints", NS, &["ep"], &[], &[]),
     b("", "v1", "ConfigMap", "configmaps", NS, &["cm"], &[], &[]),
     b("", "v1", "Secret", "secrets", NS, &[], &[], &[]),
-    b("", "v1", "ServiceAccount", "serviceaccounts", NS, &["sa"], &[], &[]),
+    b("", "v1", "ServiceAccount", "serviceaccounts", NS, &["sa"], &[], &["token"]),
     b("", "v1", "Event", "events", NS, &["ev"], &[], &[]),
     b("", "v1", "LimitRange", "limitranges", NS, &["limits"], &[], &[]),
     b("", "v1", "ResourceQuota", "resourcequotas", NS, &["quota"], &[], &["status"]),

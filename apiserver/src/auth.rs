@@ -1,5 +1,6 @@
-//! Who is asking: bearer tokens mapped to identities. Anonymous requests reach only the
-//! health and version endpoints, as with Kubernetes' `system:public-info-viewer`.
+//! Who is asking: bearer tokens mapped to identities. The admin's token is held in memory;
+//! node and ServiceAccount tokens are in the store (`tokens.rs`). Anonymous requests reach
+//! only the health and version endpoints, as with Kubernetes' `system:public-info-viewer`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -61,7 +62,13 @@ pub async fn middleware(State(state): State<ApiState>, mut req: Request, next: N
         return next.run(req).await;
     }
     let header = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match state.auth.authenticate(header) {
+    let mut who = state.auth.authenticate(header);
+    if who.is_none()
+        && let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).filter(|t| !t.is_empty())
+    {
+        who = crate::tokens::lookup(&state.store, token).await;
+    }
+    match who {
         Some(who) => {
             req.extensions_mut().insert(who);
             next.run(req).await

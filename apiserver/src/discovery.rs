@@ -24,7 +24,7 @@ fn subresource_verbs(sub: &str) -> Vec<&'static str> {
     match sub {
         "status" | "scale" => vec!["get", "patch", "update"],
         "log" => vec!["get"],
-        "binding" | "eviction" => vec!["create"],
+        "binding" | "eviction" | "token" => vec!["create"],
         "finalize" => vec!["update"],
         _ => vec!["get"],
     }
@@ -35,6 +35,7 @@ fn subresource_kind(r: &ResourceInfo, sub: &str) -> (String, String, String) {
         "scale" => ("autoscaling".into(), "v1".into(), "Scale".into()),
         "binding" => ("".into(), "v1".into(), "Binding".into()),
         "eviction" => ("policy".into(), "v1".into(), "Eviction".into()),
+        "token" => ("authentication.k8s.io".into(), "v1".into(), "TokenRequest".into()),
         "log" => ("".into(), "v1".into(), "Pod".into()),
         _ => (r.group.clone(), r.version.clone(), r.kind.clone()),
     }

@@ -16,7 +16,7 @@
 //! - `admission.rs`: namespace lifecycle and defaults;
 //! - `body.rs`: body limits, content types, Table negotiation;
 //! - `discovery.rs`, `openapi.rs`, `health.rs`: what clients read to find their way;
-//! - `auth.rs`: bearer tokens and identities;
+//! - `auth.rs`, `tokens.rs`: bearer tokens and identities (admin, nodes, ServiceAccounts);
 //! - `bootstrap.rs`: the namespaces every cluster starts with;
 //! - `crd.rs`: the loop that serves the resources CustomResourceDefinitions define;
 //! - `error.rs`: the one error type, rendered as a Kubernetes `Status`.
@@ -37,6 +37,7 @@ mod request;
 mod rest;
 mod routes;
 mod state;
+pub mod tokens;
 mod watch;
 
 pub use auth::{Authenticator, Identity};

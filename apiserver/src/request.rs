@@ -93,7 +93,9 @@ pub struct Params {
     pub send_initial_events: Option<String>,
     pub timeout_seconds: Option<String>,
     pub dry_run: Option<String>,
+    pub field_manager: Option<String>,
     pub field_validation: Option<String>,
+    pub force: Option<String>,
     pub grace_period_seconds: Option<String>,
     pub propagation_policy: Option<String>,
     pub orphan_dependents: Option<String>,
@@ -127,6 +129,10 @@ impl Params {
             Some("All") => Ok(true),
             Some(other) => Err(ApiError::bad_request(format!("unsupported dryRun value {other:?}: the only supported value is \"All\""))),
         }
+    }
+
+    pub fn force(&self) -> bool {
+        truthy(&self.force)
     }
 
     fn number<T: std::str::FromStr>(name: &str, v: &Option<String>) -> ApiResult<Option<T>> {

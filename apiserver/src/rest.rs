@@ -66,13 +66,19 @@ pub async fn create(state: &ApiState, t: &Target, params: &Params, body_type: Bo
         return match sub.as_str() {
             "binding" => bind(state, t, body::decode_object(body_type, bytes)?).await,
             "eviction" => evict(state, t, body::decode_object(body_type, bytes)?).await,
+            "token" => request_token(state, t, body::decode_object(body_type, bytes)?).await,
             _ => Err(ApiError::MethodNotAllowed),
         };
     }
     if t.name.is_some() {
         return Err(ApiError::MethodNotAllowed);
     }
-    let mut obj = body::decode_object(body_type, bytes)?;
+    create_object(state, t, params, body::decode_object(body_type, bytes)?, false).await
+}
+
+/// Creates `obj` in the collection `t`. `applied`: it comes from server-side apply, which has
+/// already recorded its manager.
+async fn create_object(state: &ApiState, t: &Target, params: &Params, mut obj: Value, applied: bool) -> ApiResult<ObjectResponse> {
     let r = &t.resource;
     objects::check_type(&mut obj, r)?;
     let dry_run = params.dry_run()?;
@@ -102,6 +108,7 @@ pub async fn create(state: &ApiState, t: &Target, params: &Params, body_type: Bo
     prepare_create(r, &mut obj);
     crate::admission::default_on_create(r, &mut obj);
     let (obj, warnings) = objects::validate(r, &obj, params.field_validation()?)?;
+    let obj = if applied { obj } else { record_manager(r, None, obj, params) };
     let name = objects::name(&obj).unwrap_or_default().to_owned();
     let key = crate::request::object_key(r, t.namespace.as_deref(), &name);
     if dry_run {
@@ -190,7 +197,20 @@ fn conflict(t: &Target) -> ApiError {
 }
 
 /// Merges what the client may change into the stored object and writes it with a CAS on `rev`.
-async fn write_update(state: &ApiState, t: &Target, params: &Params, old: Value, rev: u64, mut new: Value) -> ApiResult<ObjectResponse> {
+async fn write_update(state: &ApiState, t: &Target, params: &Params, old: Value, rev: u64, new: Value) -> ApiResult<ObjectResponse> {
+    write_update_as(state, t, params, old, rev, new, false).await
+}
+
+/// `applied`: the object comes from server-side apply, whose managedFields are already set.
+async fn write_update_as(
+    state: &ApiState,
+    t: &Target,
+    params: &Params,
+    old: Value,
+    rev: u64,
+    mut new: Value,
+    applied: bool,
+) -> ApiResult<ObjectResponse> {
     let r = &t.resource;
     let status_only = t.subresource.as_deref() == Some("status");
     if status_only {
@@ -242,6 +262,7 @@ async fn write_update(state: &ApiState, t: &Target, params: &Params, old: Value,
         }
     }
     let (new, warnings) = objects::validate(r, &new, params.field_validation()?)?;
+    let new = if applied { new } else { record_manager(r, Some(&old), new, params) };
     if params.dry_run()? {
         return Ok(ObjectResponse { code: StatusCode::OK, object: new, warnings });
     }
@@ -291,11 +312,7 @@ pub async fn patch(state: &ApiState, t: &Target, params: &Params, body_type: Bod
         BodyType::JsonPatch => PatchType::Json,
         BodyType::MergePatch => PatchType::Merge,
         BodyType::StrategicMergePatch => PatchType::Strategic,
-        BodyType::ApplyPatch => {
-            return Err(ApiError::UnsupportedMediaType {
-                message: "server-side apply (application/apply-patch+yaml) is not supported yet; use client-side `kubectl apply`".into(),
-            });
-        }
+        BodyType::ApplyPatch => return server_side_apply(state, t, params, bytes).await,
         BodyType::Json | BodyType::Yaml => {
             return Err(ApiError::UnsupportedMediaType {
                 message: "a PATCH needs a patch content type: application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json".into(),
@@ -331,6 +348,71 @@ pub async fn patch(state: &ApiState, t: &Target, params: &Params, body_type: Bod
             other => return other,
         }
     }
+}
+
+/// Records `manager` as the owner of the fields this write changes (`metadata.managedFields`).
+fn record_manager(r: &ResourceInfo, old: Option<&Value>, new: Value, params: &Params) -> Value {
+    let api_version = r.api_version();
+    let kind = sextant_api::patch::TypeRef::new(&api_version, &r.kind);
+    let manager = params.field_manager.as_deref().unwrap_or("unknown");
+    sextant_api::apply::record_update(old, &new, manager, &kind, &now_rfc3339())
+}
+
+/// `kubectl apply --server-side`: merge the applied configuration into the object, owning
+/// exactly its fields, and refuse (409) to change fields another manager owns unless forced.
+async fn server_side_apply(state: &ApiState, t: &Target, params: &Params, bytes: &[u8]) -> ApiResult<ObjectResponse> {
+    use sextant_api::apply::ApplyError;
+    let r = &t.resource;
+    if t.subresource.is_some() {
+        return Err(ApiError::UnsupportedMediaType { message: "server-side apply to subresources is not supported".into() });
+    }
+    let manager = params
+        .field_manager
+        .clone()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::bad_request("PATCH requests of server-side apply must name a fieldManager"))?;
+    let mut applied = body::decode_object(BodyType::ApplyPatch, bytes)?;
+    objects::check_type(&mut applied, r)?;
+    if objects::name(&applied).is_some_and(|n| Some(n) != t.name.as_deref()) {
+        return Err(ApiError::bad_request("the name in the applied configuration does not match the name on the URL"));
+    }
+    meta_mut(&mut applied).insert("name".into(), json!(t.name.clone().unwrap_or_default()));
+    if let Some(ns) = &t.namespace {
+        meta_mut(&mut applied).insert("namespace".into(), json!(ns));
+    }
+    let api_version = r.api_version();
+    let kind = sextant_api::patch::TypeRef::new(&api_version, &r.kind);
+    let apply_err = |e: ApplyError| match e {
+        ApplyError::Conflict { .. } => ApiError::Conflict {
+            group: r.group.clone(),
+            kind_plural: r.plural.clone(),
+            name: t.name.clone().unwrap_or_default(),
+            detail: e.to_string(),
+        },
+        other => ApiError::bad_request(other.to_string()),
+    };
+    for _ in 0..CONFLICT_RETRIES {
+        let key = t.key()?;
+        let live = state.store.get(&key).await?;
+        let Some(kv) = live else {
+            // Apply creates: the merged object goes through the same path as a create.
+            let created = sextant_api::apply::apply(None, &applied, &manager, params.force(), &kind, &now_rfc3339())
+                .map_err(apply_err)?;
+            let collection = Target { name: None, ..t.clone() };
+            return match create_object(state, &collection, params, created, true).await {
+                Err(ApiError::AlreadyExists { .. }) => continue,
+                other => other,
+            };
+        };
+        let old = objects::from_store(&kv)?;
+        let merged = sextant_api::apply::apply(Some(&old), &applied, &manager, params.force(), &kind, &now_rfc3339())
+            .map_err(apply_err)?;
+        match write_update_as(state, t, params, old, kv.mod_revision, merged, true).await {
+            Err(ApiError::Conflict { detail, .. }) if detail.starts_with("the object has been modified") => continue,
+            other => return other,
+        }
+    }
+    Err(conflict(t))
 }
 
 fn patch_error(e: sextant_api::patch::PatchError) -> ApiError {
@@ -582,4 +664,31 @@ async fn evict(state: &ApiState, t: &Target, eviction: Value) -> ApiResult<Objec
         object: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
         warnings: vec![],
     })
+}
+
+/// `serviceaccounts/token` (TokenRequest): a bearer token for the ServiceAccount, valid for
+/// `spec.expirationSeconds` (default one hour, at least ten minutes, as Kubernetes bounds it).
+async fn request_token(state: &ApiState, t: &Target, req: Value) -> ApiResult<ObjectResponse> {
+    let sa_t = Target { subresource: None, ..t.clone() };
+    let (sa, _) = current(state, &sa_t).await?;
+    let ns = t.namespace.clone().unwrap_or_default();
+    let name = t.name.clone().unwrap_or_default();
+    let seconds = req.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600).max(600);
+    let who = crate::tokens::service_account_identity(&ns, &name);
+    let (token, expires) = crate::tokens::issue(&state.store, &who, Some(std::time::Duration::from_secs(seconds as u64))).await?;
+    let expires = jiff::Timestamp::from_second(expires.unwrap_or_default())
+        .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default();
+    let mut resp = json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": ns, "creationTimestamp": now_rfc3339()},
+        "spec": {"audiences": req.pointer("/spec/audiences").cloned().unwrap_or(json!([])), "expirationSeconds": seconds},
+        "status": {"token": token, "expirationTimestamp": expires},
+    });
+    if let Some(uid) = meta_str(&sa, "uid") {
+        resp["spec"]["boundObjectRef"] = Value::Null;
+        resp["metadata"]["uid"] = json!(uid);
+    }
+    Ok(ObjectResponse { code: StatusCode::CREATED, object: resp, warnings: vec![] })
 }

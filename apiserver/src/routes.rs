@@ -92,6 +92,11 @@ async fn dispatch(state: ApiState, group: String, version: String, rest: String,
     let accept = body::negotiate(accept(&req))?;
     let content_type = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let method = req.method().clone();
+    let user_agent = req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut params = params;
+    if params.field_manager.as_deref().is_none_or(str::is_empty) {
+        params.field_manager = Some(default_manager(user_agent.as_deref()));
+    }
     let body_bytes = |body: Body| body::read(body);
     match method {
         Method::GET if t.subresource.as_deref() == Some("log") => Err(ApiError::Unavailable(
@@ -130,6 +135,19 @@ async fn dispatch(state: ApiState, group: String, version: String, rest: String,
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
+}
+
+/// The field manager of a write that names none: the client's program name, as Kubernetes
+/// takes it from the User-Agent (`kubectl/v1.33.1 (linux/amd64) …` → `kubectl`).
+fn default_manager(user_agent: Option<&str>) -> String {
+    user_agent
+        .and_then(|ua| ua.split('/').next())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .chars()
+        .take(128)
+        .collect()
 }
 
 fn need_name(t: &Target) -> ApiResult<()> {

@@ -80,25 +80,56 @@ pub async fn fetch(url: &str, token: &JoinToken) -> anyhow::Result<Bootstrap> {
 struct Shared {
     secret: Arc<str>,
     bootstrap: Arc<Bootstrap>,
+    store: sextant_store::Store,
 }
 
-/// `/sextant.dev/v1/cacerts` (public, as the CA certificate is) and
-/// `/sextant.dev/v1/bootstrap` (for holders of the cluster secret).
-pub fn router(secret: &str, bootstrap: Bootstrap) -> Router {
-    let shared = Shared { secret: secret.into(), bootstrap: Arc::new(bootstrap) };
+/// `/sextant.dev/v1/cacerts` (public, as the CA certificate is), and for holders of the
+/// cluster secret: `/sextant.dev/v1/bootstrap` (joining control-plane nodes) and
+/// `/sextant.dev/v1/node-credentials` (node agents trade the join token for a credential
+/// of their own, so the secret need not stay on the node).
+pub fn router(secret: &str, bootstrap: Bootstrap, store: sextant_store::Store) -> Router {
+    let shared = Shared { secret: secret.into(), bootstrap: Arc::new(bootstrap), store };
     Router::new()
         .route("/sextant.dev/v1/cacerts", get(|State(s): State<Shared>| async move { s.bootstrap.ca_cert.clone() }))
         .route("/sextant.dev/v1/bootstrap", get(serve_bootstrap))
+        .route("/sextant.dev/v1/node-credentials", axum::routing::post(node_credentials))
         .with_state(shared)
 }
 
-async fn serve_bootstrap(State(s): State<Shared>, headers: http::HeaderMap) -> Response {
+fn holds_secret(s: &Shared, headers: &http::HeaderMap) -> bool {
     let presented = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    let ok = presented.is_some_and(|p| p.len() == s.secret.len() && p.bytes().zip(s.secret.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0);
-    if !ok {
+    presented.is_some_and(|p| p.len() == s.secret.len() && p.bytes().zip(s.secret.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0)
+}
+
+async fn serve_bootstrap(State(s): State<Shared>, headers: http::HeaderMap) -> Response {
+    if !holds_secret(&s, &headers) {
         return (http::StatusCode::UNAUTHORIZED, "a valid join token is required").into_response();
     }
     axum::Json(&*s.bootstrap).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeCredentialsRequest {
+    node_name: String,
+}
+
+async fn node_credentials(State(s): State<Shared>, headers: http::HeaderMap, body: axum::body::Bytes) -> Response {
+    if !holds_secret(&s, &headers) {
+        return (http::StatusCode::UNAUTHORIZED, "a valid join token is required").into_response();
+    }
+    let req: NodeCredentialsRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return (http::StatusCode::BAD_REQUEST, format!("expected {{\"nodeName\": \"…\"}}: {e}")).into_response(),
+    };
+    if !sextant_api::validation::validate_dns1123_subdomain(&req.node_name).is_empty() {
+        return (http::StatusCode::BAD_REQUEST, "nodeName must be a valid DNS subdomain (lowercase letters, digits, '-', '.')").into_response();
+    }
+    let who = sextant_apiserver::tokens::node_identity(&req.node_name);
+    match sextant_apiserver::tokens::issue(&s.store, &who, None).await {
+        Ok((token, _)) => axum::Json(serde_json::json!({"token": token, "user": who.user, "caCert": s.bootstrap.ca_cert})).into_response(),
+        Err(e) => (http::StatusCode::SERVICE_UNAVAILABLE, format!("cannot issue the credential: {e}")).into_response(),
+    }
 }
 
 /// A client that accepts any server certificate: used once, to fetch the CA that the join

@@ -77,7 +77,7 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
     };
     let app = sextant_apiserver::router(api)
         .merge(sextant_store::router(store.clone()))
-        .merge(join::router(&creds.secret, bootstrap));
+        .merge(join::router(&creds.secret, bootstrap, store.clone()));
     let mut server = tokio::spawn(https::serve(listener, creds.pki.server_config()?, app, stop_serving.clone(), DRAIN_TIMEOUT));
 
     let started = async {

@@ -225,3 +225,29 @@ fn custom_resources_come_and_go_with_their_definitions() {
     });
     s.stop();
 }
+
+#[test]
+fn server_side_apply_owns_fields_and_reports_conflicts() {
+    let s = Server::start(&[]);
+    let deploy = |replicas: u32| APP.split("---").nth(2).unwrap().replace("replicas: 2", &format!("replicas: {replicas}")).replace("namespace: demo", "namespace: default");
+    let out = s.ok_stdin(&["apply", "--server-side", "-f", "-"], &deploy(2));
+    assert!(out.contains("deployment.apps/web serverside-applied"), "{out}");
+    let managers = s.ok(&["get", "deploy", "web", "--show-managed-fields", "-o", "jsonpath={.metadata.managedFields[*].manager}"]);
+    assert_eq!(managers, "kubectl");
+    // Another manager changing a field kubectl owns is a conflict that names both.
+    let out = support::kubectl_with(&s.kubeconfig(), &["apply", "--server-side", "--field-manager=ci-bot", "-f", "-"], Some(&deploy(4)));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("conflict") && err.contains("kubectl") && err.contains(".spec.replicas"), "{err}");
+    assert_eq!(s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "2");
+    // Forced, the new manager takes the field.
+    s.ok_stdin(&["apply", "--server-side", "--field-manager=ci-bot", "--force-conflicts", "-f", "-"], &deploy(4));
+    assert_eq!(s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "4");
+    // A field dropped from the applied configuration is removed.
+    let without_sidecar = deploy(4).replace("      - name: sidecar\n        image: busybox:1.36\n", "");
+    s.ok_stdin(&["apply", "--server-side", "--field-manager=ci-bot", "--force-conflicts", "-f", "-"], &without_sidecar);
+    s.ok_stdin(&["apply", "--server-side", "--force-conflicts", "-f", "-"], &without_sidecar);
+    let names = s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[*].name}"]);
+    assert_eq!(names, "web");
+    s.stop();
+}

@@ -517,14 +517,7 @@ fn apply_list_directives(
 /// Whether the items of both lists are objects (`true`) or primitives (`false`). All must
 /// be of one JSON kind, and none a list.
 fn items_are_objects(original: &[Value], patch: &[Value], path: &str) -> Result<bool, PatchError> {
-    let kind = |v: &Value| match v {
-        Value::Null => 0,
-        Value::Bool(_) => 1,
-        Value::Number(_) => 2,
-        Value::String(_) => 3,
-        Value::Array(_) => 4,
-        Value::Object(_) => 5,
-    };
+    let kind = crate::patch::kind_rank;
     let mut items = original.iter().chain(patch);
     let first = items.next().expect("callers pass at least one item");
     if first.is_array() {
