@@ -21,6 +21,7 @@
 //! - `defaults.rs`: the values Kubernetes fills in for absent fields, per kind;
 //! - `patch.rs`: JSON patch, merge patch and strategic merge patch, as the API server applies them;
 //! - `apply/`: server-side apply and `metadata.managedFields`: who owns which field, conflicts;
+//! - `quantity.rs`: resource quantities (`500m`, `128Mi`) as exact integers;
 //! - `resources.rs`: the resources served, with their names, scope and subresources;
 //! - `table/`: the `Table` objects `kubectl get` prints, with Kubernetes' columns per kind;
 //! - `openapi/`: the OpenAPI v2 and v3 documents kubectl reads, built from those resources;
@@ -33,6 +34,7 @@ pub mod fields;
 pub mod labels;
 pub mod names;
 pub mod patch;
+pub mod quantity;
 pub mod openapi;
 pub mod resources;
 pub mod table;

@@ -107,6 +107,16 @@ async fn create_object(state: &ApiState, t: &Target, params: &Params, mut obj: V
     }
     prepare_create(r, &mut obj);
     crate::admission::default_on_create(r, &mut obj);
+    if is_pod(r) {
+        let ns = t.namespace.clone().unwrap_or_default();
+        crate::admission::admit_pod(state, &ns, &mut obj).await.map_err(|e| match e {
+            // As Kubernetes words an admission refusal: `pods "web" is forbidden: …`.
+            ApiError::Forbidden { message } => ApiError::Forbidden {
+                message: format!("pods \"{}\" is forbidden: {message}", objects::name(&obj).unwrap_or("")),
+            },
+            other => other,
+        })?;
+    }
     let (obj, warnings) = objects::validate(r, &obj, params.field_validation()?)?;
     let obj = if applied { obj } else { record_manager(r, None, obj, params) };
     let name = objects::name(&obj).unwrap_or_default().to_owned();

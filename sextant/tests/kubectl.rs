@@ -251,3 +251,40 @@ fn server_side_apply_owns_fields_and_reports_conflicts() {
     assert_eq!(names, "web");
     s.stop();
 }
+
+#[test]
+fn limit_ranges_and_quotas_admit_pods() {
+    let s = Server::start(&[]);
+    s.ok_stdin(&["apply", "-f", "-"], r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: team}
+---
+apiVersion: v1
+kind: LimitRange
+metadata: {name: defaults, namespace: team}
+spec:
+  limits:
+  - type: Container
+    default: {cpu: 500m, memory: 64Mi}
+    defaultRequest: {cpu: 250m, memory: 32Mi}
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: small, namespace: team}
+spec:
+  hard: {pods: "3", requests.cpu: 600m}
+"#);
+    let pod = |name: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: team}}\nspec:\n  containers:\n  - {{name: app, image: file:///srv/app.wasm}}\n");
+    s.ok_stdin(&["apply", "-f", "-"], &pod("one"));
+    let resources = s.ok(&["-n", "team", "get", "pod", "one", "-o", "jsonpath={.spec.containers[0].resources}"]);
+    let resources: serde_json::Value = serde_json::from_str(&resources).unwrap();
+    assert_eq!(resources["requests"]["cpu"], "250m", "the LimitRange default request");
+    assert_eq!(resources["limits"]["memory"], "64Mi", "the LimitRange default limit");
+    s.ok_stdin(&["apply", "-f", "-"], &pod("two"));
+    let out = support::kubectl_with(&s.kubeconfig(), &["apply", "-f", "-"], Some(&pod("three")));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pods \"three\" is forbidden: exceeded quota: small, requested: requests.cpu=250m, used: requests.cpu=500m, limited: requests.cpu=600m"), "{err}");
+    s.stop();
+}
