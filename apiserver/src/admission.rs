@@ -188,7 +188,7 @@ fn check_quotas(pod: &Value, quotas: &[Value], existing: &[Value]) -> ApiResult<
         if hard.is_empty() {
             continue;
         }
-        for (key, _) in hard.iter().filter(|(k, _)| wanted.get(*k).is_none()) {
+        for (key, _) in hard.iter().filter(|(k, _)| !wanted.contains_key(*k)) {
             let (kind, res_name) = key.split_once('.').unwrap_or(("requests", key.as_str()));
             let missing = if kind == "limits" { res.missing_limits.get(res_name) } else { res.missing_requests.get(res_name) };
             if let Some(containers) = missing {

@@ -13,6 +13,7 @@
 //! - `rest.rs`: create, get, update, patch, delete and subresources of one object;
 //! - `list.rs`, `watch.rs`: collections, selectors, pagination, watch streams;
 //! - `objects.rs`: server-owned metadata, type checks, unknown fields;
+//! - `convert.rs`: resources served in two groups from one storage (Events);
 //! - `admission.rs`: namespace lifecycle and defaults;
 //! - `body.rs`: body limits, content types, Table negotiation;
 //! - `discovery.rs`, `openapi.rs`, `health.rs`: what clients read to find their way;
@@ -24,6 +25,7 @@
 mod admission;
 pub mod auth;
 mod body;
+mod convert;
 mod bootstrap;
 mod crd;
 mod discovery;

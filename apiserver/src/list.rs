@@ -115,7 +115,7 @@ pub async fn collect(state: &ApiState, t: &Target, params: &Params, filter: &Fil
             })?;
         revision = Some(resp.revision);
         for kv in &resp.items {
-            let obj = objects::from_store(kv)?;
+            let obj = objects::from_store_as(&t.resource, kv)?;
             if filter.matches(&obj) {
                 items.push(obj);
             }

@@ -70,6 +70,16 @@ pub fn to_store(obj: &Value) -> Vec<u8> {
     serde_json::to_vec(&obj).expect("a JSON value always encodes")
 }
 
+/// A stored object as resource `r` serves it.
+pub fn from_store_as(r: &ResourceInfo, kv: &KeyValue) -> ApiResult<Value> {
+    Ok(crate::convert::to_served(r, from_store(kv)?))
+}
+
+/// An object written through resource `r`, encoded for the store.
+pub fn to_store_as(r: &ResourceInfo, obj: &Value) -> Vec<u8> {
+    to_store(&crate::convert::to_stored(r, obj.clone()))
+}
+
 /// The resourceVersion a client sent, as a store revision (`None` when absent or empty).
 pub fn resource_version(obj: &Value) -> ApiResult<Option<u64>> {
     match meta_str(obj, "resourceVersion") {

@@ -28,16 +28,22 @@ impl Target {
     /// The store prefix of the addressed collection.
     pub fn collection_prefix(&self) -> String {
         match &self.namespace {
-            Some(ns) => format!("{}{ns}/", self.resource.key_prefix()),
-            None => self.resource.key_prefix(),
+            Some(ns) => format!("{}{ns}/", prefix_of(&self.resource)),
+            None => prefix_of(&self.resource),
         }
     }
 }
 
+/// Where objects of `resource` live in the store (another resource's storage, for
+/// resources served in two groups).
+pub fn prefix_of(resource: &ResourceInfo) -> String {
+    crate::convert::storage_prefix(resource).map_or_else(|| resource.key_prefix(), str::to_owned)
+}
+
 pub fn object_key(resource: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
     match namespace {
-        Some(ns) if resource.namespaced => format!("{}{ns}/{name}", resource.key_prefix()),
-        _ => format!("{}{name}", resource.key_prefix()),
+        Some(ns) if resource.namespaced => format!("{}{ns}/{name}", prefix_of(resource)),
+        _ => format!("{}{name}", prefix_of(resource)),
     }
 }
 

@@ -52,7 +52,7 @@ fn not_found(t: &Target) -> ApiError {
 /// Reads the addressed object (linearizable) with its revision.
 async fn current(state: &ApiState, t: &Target) -> ApiResult<(Value, u64)> {
     let kv = state.store.get(&t.key()?).await?.ok_or_else(|| not_found(t))?;
-    Ok((objects::from_store(&kv)?, kv.mod_revision))
+    Ok((objects::from_store_as(&t.resource, &kv)?, kv.mod_revision))
 }
 
 fn is_pod(r: &ResourceInfo) -> bool {
@@ -129,7 +129,7 @@ async fn create_object(state: &ApiState, t: &Target, params: &Params, mut obj: V
     }
     let rev = state
         .store
-        .create(key, objects::to_store(&obj))
+        .create(key, objects::to_store_as(r, &obj))
         .await
         .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, &name))?;
     let mut obj = obj;
@@ -289,7 +289,7 @@ async fn write_update_as(
     }
     let rev = state
         .store
-        .put(key, objects::to_store(&new), Precondition::Revision(rev))
+        .put(key, objects::to_store_as(r, &new), Precondition::Revision(rev))
         .await
         .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or("")))?;
     let mut new = new;
@@ -414,7 +414,7 @@ async fn server_side_apply(state: &ApiState, t: &Target, params: &Params, bytes:
                 other => other,
             };
         };
-        let old = objects::from_store(&kv)?;
+        let old = objects::from_store_as(r, &kv)?;
         let merged = sextant_api::apply::apply(Some(&old), &applied, &manager, params.force(), &kind, &now_rfc3339())
             .map_err(apply_err)?;
         match write_update_as(state, t, params, old, kv.mod_revision, merged, true).await {
@@ -522,7 +522,7 @@ pub async fn delete(state: &ApiState, t: &Target, params: &Params, bytes: &[u8])
         }
         let new_rev = state
             .store
-            .put(t.key()?, objects::to_store(&obj), Precondition::Revision(rev))
+            .put(t.key()?, objects::to_store_as(r, &obj), Precondition::Revision(rev))
             .await
             .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or("")))?;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(new_rev.to_string()));
@@ -536,7 +536,7 @@ pub async fn delete(state: &ApiState, t: &Target, params: &Params, bytes: &[u8])
         .delete(t.key()?, Precondition::Revision(rev))
         .await
         .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or("")))?;
-    Ok(ObjectResponse { code: StatusCode::OK, object: objects::from_store(&deleted)?, warnings: vec![] })
+    Ok(ObjectResponse { code: StatusCode::OK, object: objects::from_store_as(r, &deleted)?, warnings: vec![] })
 }
 
 // ----- subresources -----

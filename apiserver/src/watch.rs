@@ -174,7 +174,7 @@ impl Stream {
 
     /// A store event as the watch event this client should see, if any.
     fn translate(&self, e: &sextant_store::Event) -> Option<Value> {
-        let decode = |kv: &sextant_store::KeyValue| objects::from_store(kv).ok();
+        let decode = |kv: &sextant_store::KeyValue| objects::from_store_as(&self.t.resource, kv).ok();
         let new = decode(&e.kv)?;
         let old_matches = e.prev.as_ref().and_then(decode).is_some_and(|o| self.filter.matches(&o));
         let (kind, obj) = match e.kind {
