@@ -87,8 +87,8 @@ async fn reconcile(state: &ApiState, previous: &mut Vec<CustomKind>) -> Result<u
             let mut crd = crd.clone();
             let names = crd["spec"]["names"].clone();
             crd["status"] = json!({"acceptedNames": names, "storedVersions": crd["spec"]["versions"].as_array().map(|vs| vs.iter().filter(|v| v["storage"] == true).map(|v| v["name"].clone()).collect::<Vec<_>>()).unwrap_or_default()});
-            crate::rest::set_condition(&mut crd, "NamesAccepted", "True", Some("NoConflicts"), Some("no conflicts found"));
-            crate::rest::set_condition(&mut crd, "Established", "True", Some("InitialNamesAccepted"), Some("the initial names have been accepted"));
+            objects::set_condition(&mut crd, "NamesAccepted", "True", Some("NoConflicts"), Some("no conflicts found"));
+            objects::set_condition(&mut crd, "Established", "True", Some("InitialNamesAccepted"), Some("the initial names have been accepted"));
             // Another control-plane node may have done it first: a conflict is fine.
             let _ = state.store.put(kv.key.clone(), objects::to_store(&crd), Precondition::Revision(kv.mod_revision)).await;
         }

@@ -10,7 +10,9 @@
 //! - `routes.rs`: the URL space and the verb dispatch;
 //! - `request.rs`: what a path and query address (Kubernetes' RequestInfo);
 //! - `registry.rs`: which resources are served (built-in and custom);
-//! - `rest.rs`: create, get, update, patch, delete and subresources of one object;
+//! - `rest.rs`: create, get, update, patch, delete of one object (and its status);
+//! - `subresources.rs`: scale, binding, eviction, serviceaccount tokens;
+//! - `apply.rs`: server-side apply against the store;
 //! - `list.rs`, `watch.rs`: collections, selectors, pagination, watch streams;
 //! - `objects.rs`: server-owned metadata, type checks, unknown fields;
 //! - `convert.rs`: resources served in two groups from one storage (Events);
@@ -23,6 +25,7 @@
 //! - `error.rs`: the one error type, rendered as a Kubernetes `Status`.
 
 mod admission;
+mod apply;
 pub mod auth;
 mod body;
 mod convert;
@@ -39,6 +42,7 @@ mod request;
 mod rest;
 mod routes;
 mod state;
+mod subresources;
 pub mod tokens;
 mod watch;
 

@@ -210,6 +210,32 @@ pub fn validate(
     Ok((normalized, warnings))
 }
 
+/// Sets (or replaces) a condition in `status.conditions`.
+pub fn set_condition(obj: &mut Value, kind: &str, status: &str, reason: Option<&str>, message: Option<&str>) {
+    if !obj.get("status").is_some_and(Value::is_object) {
+        obj["status"] = json!({});
+    }
+    let now = now_rfc3339();
+    let conditions = obj["status"].as_object_mut().expect("status is an object").entry("conditions").or_insert_with(|| json!([]));
+    let Some(list) = conditions.as_array_mut() else { return };
+    let mut cond = json!({"type": kind, "status": status, "lastTransitionTime": now, "lastProbeTime": null});
+    if let Some(r) = reason {
+        cond["reason"] = json!(r);
+    }
+    if let Some(m) = message {
+        cond["message"] = json!(m);
+    }
+    match list.iter_mut().find(|c| c["type"] == kind) {
+        Some(existing) => {
+            if existing["status"] == status {
+                cond["lastTransitionTime"] = existing["lastTransitionTime"].clone();
+            }
+            *existing = cond;
+        }
+        None => list.push(cond),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
-//! The verbs on one object: create, get, update, patch, delete, and the subresources
-//! (`status`, `scale`, `binding`, `eviction`).
+//! The verbs on one object: create, get, update, patch, delete (and `status`, which is the
+//! same verbs on part of the object). Other subresources are in `subresources.rs`,
+//! server-side apply in `apply.rs`.
 //!
 //! Every write reads the current object, decides, and writes back with a compare-and-swap
 //! on the revision it read, so two writers never overwrite each other unseen: a client that
@@ -17,9 +18,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::objects::{self, meta_mut, meta_str, now_rfc3339};
 use crate::request::{Params, Target};
 use crate::state::ApiState;
+use crate::subresources;
 
 /// How many times a patch or a status change is retried on a concurrent write.
-const CONFLICT_RETRIES: usize = 5;
+pub(crate) const CONFLICT_RETRIES: usize = 5;
 
 /// An object response with optional warnings.
 pub struct ObjectResponse {
@@ -50,12 +52,12 @@ fn not_found(t: &Target) -> ApiError {
 }
 
 /// Reads the addressed object (linearizable) with its revision.
-async fn current(state: &ApiState, t: &Target) -> ApiResult<(Value, u64)> {
+pub(crate) async fn current(state: &ApiState, t: &Target) -> ApiResult<(Value, u64)> {
     let kv = state.store.get(&t.key()?).await?.ok_or_else(|| not_found(t))?;
     Ok((objects::from_store_as(&t.resource, &kv)?, kv.mod_revision))
 }
 
-fn is_pod(r: &ResourceInfo) -> bool {
+pub(crate) fn is_pod(r: &ResourceInfo) -> bool {
     r.group.is_empty() && r.kind == "Pod"
 }
 
@@ -64,9 +66,9 @@ fn is_pod(r: &ResourceInfo) -> bool {
 pub async fn create(state: &ApiState, t: &Target, params: &Params, body_type: BodyType, bytes: &[u8]) -> ApiResult<ObjectResponse> {
     if let Some(sub) = &t.subresource {
         return match sub.as_str() {
-            "binding" => bind(state, t, body::decode_object(body_type, bytes)?).await,
-            "eviction" => evict(state, t, body::decode_object(body_type, bytes)?).await,
-            "token" => request_token(state, t, body::decode_object(body_type, bytes)?).await,
+            "binding" => subresources::bind(state, t, body::decode_object(body_type, bytes)?).await,
+            "eviction" => subresources::evict(state, t, body::decode_object(body_type, bytes)?).await,
+            "token" => subresources::request_token(state, t, body::decode_object(body_type, bytes)?).await,
             _ => Err(ApiError::MethodNotAllowed),
         };
     }
@@ -78,7 +80,7 @@ pub async fn create(state: &ApiState, t: &Target, params: &Params, body_type: Bo
 
 /// Creates `obj` in the collection `t`. `applied`: it comes from server-side apply, which has
 /// already recorded its manager.
-async fn create_object(state: &ApiState, t: &Target, params: &Params, mut obj: Value, applied: bool) -> ApiResult<ObjectResponse> {
+pub(crate) async fn create_object(state: &ApiState, t: &Target, params: &Params, mut obj: Value, applied: bool) -> ApiResult<ObjectResponse> {
     let r = &t.resource;
     objects::check_type(&mut obj, r)?;
     let dry_run = params.dry_run()?;
@@ -171,7 +173,7 @@ pub async fn get(state: &ApiState, t: &Target) -> ApiResult<Value> {
     let (obj, _) = current(state, t).await?;
     match t.subresource.as_deref() {
         None | Some("status") => Ok(obj),
-        Some("scale") => Ok(to_scale(&obj)),
+        Some("scale") => Ok(subresources::to_scale(&obj)),
         Some(_) => Err(ApiError::MethodNotAllowed),
     }
 }
@@ -181,7 +183,7 @@ pub async fn get(state: &ApiState, t: &Target) -> ApiResult<Value> {
 pub async fn update(state: &ApiState, t: &Target, params: &Params, body_type: BodyType, bytes: &[u8]) -> ApiResult<ObjectResponse> {
     let mut new = body::decode_object(body_type, bytes)?;
     if t.subresource.as_deref() == Some("scale") {
-        return update_scale(state, t, params, new).await;
+        return subresources::update_scale(state, t, params, new).await;
     }
     objects::check_type(&mut new, &t.resource)?;
     if objects::name(&new).is_some_and(|n| Some(n) != t.name.as_deref()) {
@@ -197,7 +199,7 @@ pub async fn update(state: &ApiState, t: &Target, params: &Params, body_type: Bo
     write_update(state, t, params, old, rev, new).await
 }
 
-fn conflict(t: &Target) -> ApiError {
+pub(crate) fn conflict(t: &Target) -> ApiError {
     ApiError::Conflict {
         group: t.resource.group.clone(),
         kind_plural: t.resource.plural.clone(),
@@ -207,12 +209,12 @@ fn conflict(t: &Target) -> ApiError {
 }
 
 /// Merges what the client may change into the stored object and writes it with a CAS on `rev`.
-async fn write_update(state: &ApiState, t: &Target, params: &Params, old: Value, rev: u64, new: Value) -> ApiResult<ObjectResponse> {
+pub(crate) async fn write_update(state: &ApiState, t: &Target, params: &Params, old: Value, rev: u64, new: Value) -> ApiResult<ObjectResponse> {
     write_update_as(state, t, params, old, rev, new, false).await
 }
 
 /// `applied`: the object comes from server-side apply, whose managedFields are already set.
-async fn write_update_as(
+pub(crate) async fn write_update_as(
     state: &ApiState,
     t: &Target,
     params: &Params,
@@ -322,7 +324,7 @@ pub async fn patch(state: &ApiState, t: &Target, params: &Params, body_type: Bod
         BodyType::JsonPatch => PatchType::Json,
         BodyType::MergePatch => PatchType::Merge,
         BodyType::StrategicMergePatch => PatchType::Strategic,
-        BodyType::ApplyPatch => return server_side_apply(state, t, params, bytes).await,
+        BodyType::ApplyPatch => return crate::apply::server_side_apply(state, t, params, bytes).await,
         BodyType::Json | BodyType::Yaml => {
             return Err(ApiError::UnsupportedMediaType {
                 message: "a PATCH needs a patch content type: application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json".into(),
@@ -340,10 +342,10 @@ pub async fn patch(state: &ApiState, t: &Target, params: &Params, body_type: Bod
     let mut attempt = 0;
     loop {
         let (old, rev) = current(state, t).await?;
-        let base = if t.subresource.as_deref() == Some("scale") { to_scale(&old) } else { old.clone() };
+        let base = if t.subresource.as_deref() == Some("scale") { subresources::to_scale(&old) } else { old.clone() };
         let patched = sextant_api::patch::apply(&kind, &base, patch_type, bytes).map_err(patch_error)?;
         let result = if t.subresource.as_deref() == Some("scale") {
-            apply_scale(state, t, params, old, rev, &patched).await
+            subresources::apply_scale(state, t, params, old, rev, &patched).await
         } else {
             // A resourceVersion in the patch is a precondition.
             if let Some(sent) = objects::resource_version(&patched)?
@@ -361,68 +363,11 @@ pub async fn patch(state: &ApiState, t: &Target, params: &Params, body_type: Bod
 }
 
 /// Records `manager` as the owner of the fields this write changes (`metadata.managedFields`).
-fn record_manager(r: &ResourceInfo, old: Option<&Value>, new: Value, params: &Params) -> Value {
+pub(crate) fn record_manager(r: &ResourceInfo, old: Option<&Value>, new: Value, params: &Params) -> Value {
     let api_version = r.api_version();
     let kind = sextant_api::patch::TypeRef::new(&api_version, &r.kind);
     let manager = params.field_manager.as_deref().unwrap_or("unknown");
     sextant_api::apply::record_update(old, &new, manager, &kind, &now_rfc3339())
-}
-
-/// `kubectl apply --server-side`: merge the applied configuration into the object, owning
-/// exactly its fields, and refuse (409) to change fields another manager owns unless forced.
-async fn server_side_apply(state: &ApiState, t: &Target, params: &Params, bytes: &[u8]) -> ApiResult<ObjectResponse> {
-    use sextant_api::apply::ApplyError;
-    let r = &t.resource;
-    if t.subresource.is_some() {
-        return Err(ApiError::UnsupportedMediaType { message: "server-side apply to subresources is not supported".into() });
-    }
-    let manager = params
-        .field_manager
-        .clone()
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| ApiError::bad_request("PATCH requests of server-side apply must name a fieldManager"))?;
-    let mut applied = body::decode_object(BodyType::ApplyPatch, bytes)?;
-    objects::check_type(&mut applied, r)?;
-    if objects::name(&applied).is_some_and(|n| Some(n) != t.name.as_deref()) {
-        return Err(ApiError::bad_request("the name in the applied configuration does not match the name on the URL"));
-    }
-    meta_mut(&mut applied).insert("name".into(), json!(t.name.clone().unwrap_or_default()));
-    if let Some(ns) = &t.namespace {
-        meta_mut(&mut applied).insert("namespace".into(), json!(ns));
-    }
-    let api_version = r.api_version();
-    let kind = sextant_api::patch::TypeRef::new(&api_version, &r.kind);
-    let apply_err = |e: ApplyError| match e {
-        ApplyError::Conflict { .. } => ApiError::Conflict {
-            group: r.group.clone(),
-            kind_plural: r.plural.clone(),
-            name: t.name.clone().unwrap_or_default(),
-            detail: e.to_string(),
-        },
-        other => ApiError::bad_request(other.to_string()),
-    };
-    for _ in 0..CONFLICT_RETRIES {
-        let key = t.key()?;
-        let live = state.store.get(&key).await?;
-        let Some(kv) = live else {
-            // Apply creates: the merged object goes through the same path as a create.
-            let created = sextant_api::apply::apply(None, &applied, &manager, params.force(), &kind, &now_rfc3339())
-                .map_err(apply_err)?;
-            let collection = Target { name: None, ..t.clone() };
-            return match create_object(state, &collection, params, created, true).await {
-                Err(ApiError::AlreadyExists { .. }) => continue,
-                other => other,
-            };
-        };
-        let old = objects::from_store_as(r, &kv)?;
-        let merged = sextant_api::apply::apply(Some(&old), &applied, &manager, params.force(), &kind, &now_rfc3339())
-            .map_err(apply_err)?;
-        match write_update_as(state, t, params, old, kv.mod_revision, merged, true).await {
-            Err(ApiError::Conflict { detail, .. }) if detail.starts_with("the object has been modified") => continue,
-            other => return other,
-        }
-    }
-    Err(conflict(t))
 }
 
 fn patch_error(e: sextant_api::patch::PatchError) -> ApiError {
@@ -539,166 +484,3 @@ pub async fn delete(state: &ApiState, t: &Target, params: &Params, bytes: &[u8])
     Ok(ObjectResponse { code: StatusCode::OK, object: objects::from_store_as(r, &deleted)?, warnings: vec![] })
 }
 
-// ----- subresources -----
-
-/// The autoscaling/v1 `Scale` view of a Deployment or ReplicaSet.
-fn to_scale(obj: &Value) -> Value {
-    let selector = obj
-        .pointer("/spec/selector")
-        .and_then(|s| serde_json::from_value(s.clone()).ok())
-        .and_then(|s| sextant_api::Selector::from_label_selector(&s).ok())
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    let m = objects::meta(obj);
-    json!({
-        "apiVersion": "autoscaling/v1",
-        "kind": "Scale",
-        "metadata": {
-            "name": m.get("name"), "namespace": m.get("namespace"), "uid": m.get("uid"),
-            "resourceVersion": m.get("resourceVersion"), "creationTimestamp": m.get("creationTimestamp"),
-        },
-        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
-        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector},
-    })
-}
-
-async fn update_scale(state: &ApiState, t: &Target, params: &Params, scale: Value) -> ApiResult<ObjectResponse> {
-    let (old, rev) = current(state, t).await?;
-    if let Some(sent) = objects::resource_version(&scale)?
-        && sent != rev
-    {
-        return Err(conflict(t));
-    }
-    apply_scale(state, t, params, old, rev, &scale).await
-}
-
-async fn apply_scale(state: &ApiState, t: &Target, params: &Params, old: Value, rev: u64, scale: &Value) -> ApiResult<ObjectResponse> {
-    let replicas = scale
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .filter(|r| *r >= 0)
-        .ok_or_else(|| {
-            ApiError::Invalid(sextant_api::Error::Invalid {
-                group: "autoscaling".into(),
-                kind: "Scale".into(),
-                name: t.name.clone().unwrap_or_default(),
-                errors: vec![sextant_api::FieldError::invalid("spec.replicas", &scale.pointer("/spec/replicas").map(|v| v.to_string()).unwrap_or_default(), "must be greater than or equal to 0")],
-            })
-        })?;
-    let mut new = old.clone();
-    new["spec"]["replicas"] = json!(replicas);
-    let t_main = Target { subresource: None, ..t.clone() };
-    let resp = write_update(state, &t_main, params, old, rev, new).await?;
-    Ok(ObjectResponse { object: to_scale(&resp.object), ..resp })
-}
-
-/// `pods/binding`: the scheduler's write. A pod is bound once; binding it again is a 409.
-async fn bind(state: &ApiState, t: &Target, binding: Value) -> ApiResult<ObjectResponse> {
-    let node = binding
-        .pointer("/target/name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad_request("a Binding needs target.name, the node to bind to"))?
-        .to_owned();
-    let pod_t = Target { subresource: None, ..t.clone() };
-    for _ in 0..CONFLICT_RETRIES {
-        let (mut pod, rev) = current(state, &pod_t).await?;
-        if let Some(existing) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
-            return Err(ApiError::Conflict {
-                group: String::new(),
-                kind_plural: "pods".into(),
-                name: t.name.clone().unwrap_or_default(),
-                detail: format!("pod {} is already assigned to node \"{existing}\"", t.name.as_deref().unwrap_or("")),
-            });
-        }
-        if objects::meta(&pod).contains_key("deletionTimestamp") {
-            return Err(ApiError::Conflict {
-                group: String::new(),
-                kind_plural: "pods".into(),
-                name: t.name.clone().unwrap_or_default(),
-                detail: "the pod is being deleted".into(),
-            });
-        }
-        pod["spec"]["nodeName"] = json!(node);
-        set_condition(&mut pod, "PodScheduled", "True", None, None);
-        match state.store.put(pod_t.key()?, objects::to_store(&pod), Precondition::Revision(rev)).await {
-            Ok(_) => {
-                return Ok(ObjectResponse {
-                    code: StatusCode::CREATED,
-                    object: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-                    warnings: vec![],
-                });
-            }
-            Err(sextant_store::StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(conflict(t))
-}
-
-/// Sets (or replaces) a condition in `status.conditions`.
-pub fn set_condition(obj: &mut Value, kind: &str, status: &str, reason: Option<&str>, message: Option<&str>) {
-    if !obj.get("status").is_some_and(Value::is_object) {
-        obj["status"] = json!({});
-    }
-    let now = now_rfc3339();
-    let conditions = obj["status"].as_object_mut().expect("status is an object").entry("conditions").or_insert_with(|| json!([]));
-    let Some(list) = conditions.as_array_mut() else { return };
-    let mut cond = json!({"type": kind, "status": status, "lastTransitionTime": now, "lastProbeTime": null});
-    if let Some(r) = reason {
-        cond["reason"] = json!(r);
-    }
-    if let Some(m) = message {
-        cond["message"] = json!(m);
-    }
-    match list.iter_mut().find(|c| c["type"] == kind) {
-        Some(existing) => {
-            if existing["status"] == status {
-                cond["lastTransitionTime"] = existing["lastTransitionTime"].clone();
-            }
-            *existing = cond;
-        }
-        None => list.push(cond),
-    }
-}
-
-/// `pods/eviction`: a graceful delete on the eviction's terms. PodDisruptionBudgets are not
-/// served yet, so nothing blocks an eviction.
-async fn evict(state: &ApiState, t: &Target, eviction: Value) -> ApiResult<ObjectResponse> {
-    let opts = eviction.get("deleteOptions").cloned().unwrap_or(json!({}));
-    let pod_t = Target { subresource: None, ..t.clone() };
-    let bytes = serde_json::to_vec(&opts).expect("JSON encodes");
-    delete(state, &pod_t, &Params::default(), &bytes).await?;
-    Ok(ObjectResponse {
-        code: StatusCode::CREATED,
-        object: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-        warnings: vec![],
-    })
-}
-
-/// `serviceaccounts/token` (TokenRequest): a bearer token for the ServiceAccount, valid for
-/// `spec.expirationSeconds` (default one hour, at least ten minutes, as Kubernetes bounds it).
-async fn request_token(state: &ApiState, t: &Target, req: Value) -> ApiResult<ObjectResponse> {
-    let sa_t = Target { subresource: None, ..t.clone() };
-    let (sa, _) = current(state, &sa_t).await?;
-    let ns = t.namespace.clone().unwrap_or_default();
-    let name = t.name.clone().unwrap_or_default();
-    let seconds = req.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600).max(600);
-    let who = crate::tokens::service_account_identity(&ns, &name);
-    let (token, expires) = crate::tokens::issue(&state.store, &who, Some(std::time::Duration::from_secs(seconds as u64))).await?;
-    let expires = jiff::Timestamp::from_second(expires.unwrap_or_default())
-        .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default();
-    let mut resp = json!({
-        "kind": "TokenRequest",
-        "apiVersion": "authentication.k8s.io/v1",
-        "metadata": {"name": name, "namespace": ns, "creationTimestamp": now_rfc3339()},
-        "spec": {"audiences": req.pointer("/spec/audiences").cloned().unwrap_or(json!([])), "expirationSeconds": seconds},
-        "status": {"token": token, "expirationTimestamp": expires},
-    });
-    if let Some(uid) = meta_str(&sa, "uid") {
-        resp["spec"]["boundObjectRef"] = Value::Null;
-        resp["metadata"]["uid"] = json!(uid);
-    }
-    Ok(ObjectResponse { code: StatusCode::CREATED, object: resp, warnings: vec![] })
-}
