@@ -22,6 +22,7 @@
 //! - `patch.rs`: JSON patch, merge patch and strategic merge patch, as the API server applies them;
 //! - `apply/`: server-side apply and `metadata.managedFields`: who owns which field, conflicts;
 //! - `quantity.rs`: resource quantities (`500m`, `128Mi`) as exact integers;
+//! - `schema.rs`: custom resources checked and pruned against their CRD's schema;
 //! - `resources.rs`: the resources served, with their names, scope and subresources;
 //! - `table/`: the `Table` objects `kubectl get` prints, with Kubernetes' columns per kind;
 //! - `openapi/`: the OpenAPI v2 and v3 documents kubectl reads, built from those resources;
@@ -37,6 +38,7 @@ pub mod patch;
 pub mod quantity;
 pub mod openapi;
 pub mod resources;
+pub mod schema;
 pub mod table;
 pub mod validation;
 

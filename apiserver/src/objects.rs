@@ -146,8 +146,15 @@ fn dropped_fields(orig: &Value, back: &Value, path: &str, out: &mut Vec<String>)
     }
 }
 
-/// Normalises a built-in object through its Rust type. Custom resources pass unchanged.
-pub fn normalize(resource: &ResourceInfo, obj: &Value) -> ApiResult<(Value, Vec<String>)> {
+/// Normalises a built-in object through its Rust type, and a custom resource through its
+/// CRD's schema (`schema`); a custom resource without one passes unchanged.
+pub fn normalize(resource: &ResourceInfo, obj: &Value, schema: Option<&Value>) -> ApiResult<(Value, Vec<String>)> {
+    if let Some(schema) = schema {
+        let mut pruned = obj.clone();
+        let checked = sextant_api::schema::check(schema, &mut pruned);
+        sextant_api::Error::check_invalid(&resource.group, &resource.kind, name(obj).unwrap_or(""), checked.errors)?;
+        return Ok((pruned, checked.unknown));
+    }
     macro_rules! kinds {
         ($($group:literal, $kind:literal => $t:ty),* $(,)?) => {
             match (resource.group.as_str(), resource.kind.as_str()) {
@@ -186,8 +193,9 @@ pub fn validate(
     resource: &ResourceInfo,
     obj: &Value,
     validation: FieldValidation,
+    schema: Option<&Value>,
 ) -> ApiResult<(Value, Vec<String>)> {
-    let (normalized, unknown) = normalize(resource, obj)?;
+    let (normalized, unknown) = normalize(resource, obj, schema)?;
     let mut warnings = Vec::new();
     if !unknown.is_empty() {
         match validation {
@@ -248,10 +256,10 @@ mod tests {
     fn unknown_fields_are_found_and_dropped() {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
             "spec": {"containers": [{"name": "c", "image": "i", "colour": "red"}], "bogus": 1}});
-        let (norm, warnings) = validate(&pods(), &pod, FieldValidation::Warn).unwrap();
+        let (norm, warnings) = validate(&pods(), &pod, FieldValidation::Warn, None).unwrap();
         assert_eq!(warnings, vec!["unknown field \"spec.bogus\"", "unknown field \"spec.containers[0].colour\""]);
         assert!(norm["spec"].get("bogus").is_none());
-        let err = validate(&pods(), &pod, FieldValidation::Strict).unwrap_err();
+        let err = validate(&pods(), &pod, FieldValidation::Strict, None).unwrap_err();
         assert_eq!(err.code(), 400);
         assert!(err.to_string().contains("spec.bogus"), "{err}");
     }
@@ -259,9 +267,9 @@ mod tests {
     #[test]
     fn wrong_types_and_bad_names_are_refused() {
         let pod = json!({"metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": "nope"}});
-        assert_eq!(validate(&pods(), &pod, FieldValidation::Warn).unwrap_err().code(), 400);
+        assert_eq!(validate(&pods(), &pod, FieldValidation::Warn, None).unwrap_err().code(), 400);
         let pod = json!({"metadata": {"name": "Bad_Name", "namespace": "default"}, "spec": {"containers": []}});
-        let err = validate(&pods(), &pod, FieldValidation::Warn).unwrap_err();
+        let err = validate(&pods(), &pod, FieldValidation::Warn, None).unwrap_err();
         assert_eq!(err.code(), 422);
         assert_eq!(err.status()["reason"], "Invalid");
     }

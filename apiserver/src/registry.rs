@@ -79,6 +79,12 @@ impl Registry {
         self.custom.read().expect("registry lock poisoned").clone()
     }
 
+    /// The schema a custom resource's CRD declares, `None` for a built-in one.
+    pub fn custom_schema(&self, r: &ResourceInfo) -> Option<Value> {
+        let custom = self.custom.read().expect("registry lock poisoned");
+        custom.iter().find(|c| c.info == *r).map(|c| c.schema.clone()).filter(|s| s.is_object())
+    }
+
     /// The printer columns of a custom resource, `None` for a built-in one.
     pub fn custom_columns(&self, r: &ResourceInfo) -> Option<Vec<CustomResourceColumnDefinition>> {
         let custom = self.custom.read().expect("registry lock poisoned");

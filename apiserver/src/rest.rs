@@ -119,7 +119,7 @@ pub(crate) async fn create_object(state: &ApiState, t: &Target, params: &Params,
             other => other,
         })?;
     }
-    let (obj, warnings) = objects::validate(r, &obj, params.field_validation()?)?;
+    let (obj, warnings) = objects::validate(r, &obj, params.field_validation()?, state.registry.custom_schema(r).as_ref())?;
     let obj = if applied { obj } else { record_manager(r, None, obj, params) };
     let name = objects::name(&obj).unwrap_or_default().to_owned();
     let key = crate::request::object_key(r, t.namespace.as_deref(), &name);
@@ -273,7 +273,7 @@ pub(crate) async fn write_update_as(
             meta_mut(&mut new).remove("generation");
         }
     }
-    let (new, warnings) = objects::validate(r, &new, params.field_validation()?)?;
+    let (new, warnings) = objects::validate(r, &new, params.field_validation()?, state.registry.custom_schema(r).as_ref())?;
     let new = if applied { new } else { record_manager(r, Some(&old), new, params) };
     if params.dry_run()? {
         return Ok(ObjectResponse { code: StatusCode::OK, object: new, warnings });

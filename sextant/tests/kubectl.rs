@@ -217,6 +217,15 @@ fn custom_resources_come_and_go_with_their_definitions() {
     assert!(table.contains("nightly") && table.contains("0 3 * * *"), "{table}");
     let explained = s.ok(&["explain", "crontabs.spec.cronSpec"]);
     assert!(explained.contains("The schedule in cron format"), "{explained}");
+    // The CRD's schema checks new objects: a wrong type is a 422 naming the field, and an
+    // undeclared field is refused under kubectl's default strict validation.
+    let wrong = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata: {name: bad, namespace: default}\nspec: {cronSpec: 5}\n";
+    let out = support::kubectl_with(&s.kubeconfig(), &["apply", "-f", "-"], Some(wrong));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.cronSpec in body must be of type string"), "{}", String::from_utf8_lossy(&out.stderr));
+    let typo = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata: {name: typo, namespace: default}\nspec: {cronSpek: x}\n";
+    let out = support::kubectl_with(&s.kubeconfig(), &["apply", "-f", "-"], Some(typo));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field \"spec.cronSpek\""), "{}", String::from_utf8_lossy(&out.stderr));
     // Deleting the definition deletes its objects and stops serving the kind.
     s.ok(&["delete", "crd", "crontabs.stable.example.com", "--wait"]);
     eventually(30, "the kind to be gone", || {
