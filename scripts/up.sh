@@ -18,7 +18,7 @@ for _ in $(seq 1 600); do
     kill -0 $server 2>/dev/null || { echo "sextant server exited; see its log above" >&2; exit 1; }
     sleep 0.1
 done
-export KUBECONFIG="$PWD/$data/kubeconfig.yaml"
+export KUBECONFIG="$(cd "$data" && pwd)/kubeconfig.yaml"
 sed "s|SEXTANT_EXAMPLES|$examples_dir|" examples/hello/manifests/job.yaml | kubectl apply -f -
 cat <<MSG
 
