@@ -33,6 +33,9 @@ pub enum BodyType {
     MergePatch,
     StrategicMergePatch,
     ApplyPatch,
+    /// `application/vnd.kubernetes.protobuf`: kubectl sends built-in kinds this way for its
+    /// typed commands (`create configmap`, `run`, `expose`, ...); decoded to the same JSON.
+    Protobuf,
 }
 
 impl BodyType {
@@ -46,13 +49,14 @@ impl BodyType {
             "application/merge-patch+json" => BodyType::MergePatch,
             "application/strategic-merge-patch+json" => BodyType::StrategicMergePatch,
             "application/apply-patch+yaml" => BodyType::ApplyPatch,
+            sextant_kpb::MEDIA_TYPE => BodyType::Protobuf,
             _ => {
                 return Err(ApiError::UnsupportedMediaType {
                     message: format!(
                         "the body of the request was in an unknown format ({ct}) - accepted media types include: \
                          application/json, application/yaml, application/json-patch+json, \
                          application/merge-patch+json, application/strategic-merge-patch+json, \
-                         application/apply-patch+yaml"
+                         application/apply-patch+yaml, application/vnd.kubernetes.protobuf"
                     ),
                 });
             }
@@ -60,9 +64,9 @@ impl BodyType {
     }
 }
 
-/// Decodes a JSON or YAML object. Nesting is bounded by serde_json's and serde_yaml's
-/// recursion limits, and YAML alias expansion by serde_yaml's repetition limit, so a
-/// "billion laughs" body is refused instead of filling memory.
+/// Decodes a JSON, YAML or Kubernetes protobuf object. Nesting is bounded by serde_json's,
+/// serde_yaml's and sextant-kpb's recursion limits, and YAML alias expansion by serde_yaml's
+/// repetition limit, so a "billion laughs" body is refused instead of filling memory.
 pub fn decode_object(body_type: BodyType, bytes: &[u8]) -> ApiResult<Value> {
     let value: Value = match body_type {
         BodyType::Yaml | BodyType::ApplyPatch => {
@@ -71,6 +75,8 @@ pub fn decode_object(body_type: BodyType, bytes: &[u8]) -> ApiResult<Value> {
             serde_json::to_value(yaml)
                 .map_err(|e| ApiError::bad_request(format!("the YAML body cannot be read as JSON: {e}")))?
         }
+        BodyType::Protobuf => sextant_kpb::decode_k8s_protobuf(bytes)
+            .map_err(|e| ApiError::bad_request(format!("the protobuf request body cannot be decoded: {e}")))?,
         _ => serde_json::from_slice(bytes)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?,
     };
@@ -140,7 +146,8 @@ mod tests {
         assert!(decode_object(BodyType::Yaml, bomb).is_err(), "alias bombs are refused");
         let v = decode_object(BodyType::Yaml, b"apiVersion: v1\nkind: ConfigMap\n").unwrap();
         assert_eq!(v["kind"], "ConfigMap");
-        assert!(BodyType::from_content_type(Some("application/vnd.kubernetes.protobuf")).is_err());
+        assert_eq!(BodyType::from_content_type(Some("application/vnd.kubernetes.protobuf")).unwrap(), BodyType::Protobuf);
+        assert!(decode_object(BodyType::Protobuf, b"{}").is_err());
         assert_eq!(BodyType::from_content_type(Some("application/apply-patch+yaml")).unwrap(), BodyType::ApplyPatch);
     }
 }

@@ -325,7 +325,7 @@ pub async fn patch(state: &ApiState, t: &Target, params: &Params, body_type: Bod
         BodyType::MergePatch => PatchType::Merge,
         BodyType::StrategicMergePatch => PatchType::Strategic,
         BodyType::ApplyPatch => return crate::apply::server_side_apply(state, t, params, bytes).await,
-        BodyType::Json | BodyType::Yaml => {
+        BodyType::Json | BodyType::Yaml | BodyType::Protobuf => {
             return Err(ApiError::UnsupportedMediaType {
                 message: "a PATCH needs a patch content type: application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json".into(),
             });

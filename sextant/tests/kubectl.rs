@@ -96,6 +96,15 @@ fn everyday_kubectl_commands_work() {
     let _ = watch.kill();
     let _ = watch.wait();
 
+    // Typed commands send protobuf bodies.
+    s.ok(&["-n", "demo", "create", "configmap", "typed", "--from-literal=k=v"]);
+    assert_eq!(s.ok(&["-n", "demo", "get", "cm", "typed", "-o", "jsonpath={.data.k}"]), "v");
+    s.ok(&["-n", "demo", "create", "deployment", "api", "--image=file:///srv/api.wasm", "--replicas=2"]);
+    s.ok(&["-n", "demo", "expose", "deployment", "api", "--port=80", "--target-port=8080"]);
+    assert_eq!(s.ok(&["-n", "demo", "get", "svc", "api", "-o", "jsonpath={.spec.ports[0].targetPort}"]), "8080");
+    s.ok(&["-n", "demo", "create", "secret", "generic", "creds", "--from-literal=user=admin"]);
+    assert_eq!(s.ok(&["-n", "demo", "get", "secret", "creds", "-o", "jsonpath={.data.user}"]), "YWRtaW4=");
+
     // describe, label, annotate, scale.
     let described = s.ok(&["-n", "demo", "describe", "deploy", "web"]);
     assert!(described.contains("Replicas:") && described.contains("RollingUpdate"), "{described}");
@@ -127,7 +136,7 @@ fn everyday_kubectl_commands_work() {
         (!s.kubectl(&["-n", "demo", "get", "cm", "settings"]).status.success()).then_some(())
     });
     s.ok(&["-n", "demo", "delete", "deploy", "web", "--wait"]);
-    assert!(s.ok(&["-n", "demo", "get", "deploy", "-o", "name"]).trim().is_empty());
+    assert_eq!(s.ok(&["-n", "demo", "get", "deploy", "-o", "name"]).trim(), "deployment.apps/api");
     s.stop();
 }
 
