@@ -87,7 +87,9 @@ fn job_spec(spec: &mut Value) {
     default(spec, "backoffLimit", json!(6));
     default(spec, "completionMode", json!("NonIndexed"));
     default(spec, "suspend", json!(false));
-    if spec.get("completions").is_none_or(Value::is_null) && spec.get("parallelism") == Some(&json!(1)) {
+    if spec.get("completions").is_none_or(Value::is_null)
+        && spec.get("parallelism") == Some(&json!(1))
+    {
         spec["completions"] = json!(1);
     }
     pod_template(spec);
@@ -164,7 +166,10 @@ mod tests {
             "template": {"spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
         apply("apps", "Deployment", &mut d);
         assert_eq!(d["spec"]["replicas"], 1);
-        assert_eq!(d["spec"]["strategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}));
+        assert_eq!(
+            d["spec"]["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+        );
         let pod = &d["spec"]["template"]["spec"];
         assert_eq!(pod["restartPolicy"], "Always");
         assert_eq!(pod["terminationGracePeriodSeconds"], 30);
@@ -197,11 +202,21 @@ mod tests {
     fn services_and_jobs() {
         let mut s = json!({"spec": {"ports": [{"port": 80}]}});
         apply("", "Service", &mut s);
-        assert_eq!(s["spec"]["ports"][0], json!({"port": 80, "protocol": "TCP", "targetPort": 80}));
+        assert_eq!(
+            s["spec"]["ports"][0],
+            json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+        );
         assert_eq!(s["spec"]["type"], "ClusterIP");
-        let mut j = json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}}});
+        let mut j =
+            json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}}});
         apply("batch", "Job", &mut j);
-        assert_eq!((j["spec"]["completions"].clone(), j["spec"]["backoffLimit"].clone()), (json!(1), json!(6)));
+        assert_eq!(
+            (
+                j["spec"]["completions"].clone(),
+                j["spec"]["backoffLimit"].clone()
+            ),
+            (json!(1), json!(6))
+        );
         assert_eq!(j["spec"]["template"]["spec"]["restartPolicy"], "Never");
     }
 }

@@ -14,14 +14,18 @@ use std::fmt;
 pub struct Milli(pub i128);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$', got {0:?}")]
+#[error(
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$', got {0:?}"
+)]
 pub struct QuantityError(pub String);
 
 impl Milli {
     pub fn parse(text: &str) -> Result<Milli, QuantityError> {
         let err = || QuantityError(text.to_owned());
         let s = text.trim();
-        let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(s.len());
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+            .unwrap_or(s.len());
         let (number, suffix) = s.split_at(split);
         if number.is_empty() {
             return Err(err());
@@ -32,11 +36,19 @@ impl Milli {
             _ => (false, number),
         };
         let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
-        if whole.is_empty() && frac.is_empty() || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        if whole.is_empty() && frac.is_empty()
+            || !whole
+                .bytes()
+                .chain(frac.bytes())
+                .all(|b| b.is_ascii_digit())
+        {
             return Err(err());
         }
         // value = mantissa / 10^scale, with the mantissa exact.
-        let mantissa: i128 = format!("{whole}{frac}").trim_start_matches('0').parse().unwrap_or(0);
+        let mantissa: i128 = format!("{whole}{frac}")
+            .trim_start_matches('0')
+            .parse()
+            .unwrap_or(0);
         let scale = frac.len() as i32;
         // The suffix multiplies by base^exp.
         let (base, exp): (i128, i32) = match suffix {
@@ -63,9 +75,13 @@ impl Milli {
         let mut num = mantissa.checked_mul(1000).ok_or_else(err)?;
         let mut den: i128 = 10i128.checked_pow(scale as u32).ok_or_else(err)?;
         if exp >= 0 {
-            num = num.checked_mul(base.checked_pow(exp as u32).ok_or_else(err)?).ok_or_else(err)?;
+            num = num
+                .checked_mul(base.checked_pow(exp as u32).ok_or_else(err)?)
+                .ok_or_else(err)?;
         } else {
-            den = den.checked_mul(base.checked_pow((-exp) as u32).ok_or_else(err)?).ok_or_else(err)?;
+            den = den
+                .checked_mul(base.checked_pow((-exp) as u32).ok_or_else(err)?)
+                .ok_or_else(err)?;
         }
         let value = (num + den - 1) / den;
         Ok(Milli(if negative { -value } else { value }))
@@ -84,7 +100,11 @@ impl Milli {
 impl fmt::Display for Milli {
     /// Whole units when exact, else thousandths with `m` (how Kubernetes prints CPU).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % 1000 == 0 { write!(f, "{}", self.0 / 1000) } else { write!(f, "{}m", self.0) }
+        if self.0 % 1000 == 0 {
+            write!(f, "{}", self.0 / 1000)
+        } else {
+            write!(f, "{}m", self.0)
+        }
     }
 }
 

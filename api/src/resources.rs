@@ -27,7 +27,11 @@ pub struct ResourceInfo {
 impl ResourceInfo {
     /// `v1` for the core group, `apps/v1` otherwise.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// `PodList` for `Pod`.
@@ -42,12 +46,25 @@ impl ResourceInfo {
     /// The store key prefix under which objects of this resource live (with a trailing '/').
     /// Namespaced objects add `{namespace}/`, then every object adds its name.
     pub fn key_prefix(&self) -> String {
-        let group = if self.group.is_empty() { "core" } else { &self.group };
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            &self.group
+        };
         format!("/registry/{group}/{}/", self.plural)
     }
 }
 
-const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 struct Builtin {
     group: &'static str,
@@ -60,7 +77,10 @@ struct Builtin {
     subresources: &'static [&'static str],
 }
 
-#[expect(clippy::too_many_arguments, reason = "one row of the table below, read positionally like the table itself")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one row of the table below, read positionally like the table itself"
+)]
 const fn b(
     group: &'static str,
     version: &'static str,
@@ -71,7 +91,16 @@ const fn b(
     categories: &'static [&'static str],
     subresources: &'static [&'static str],
 ) -> Builtin {
-    Builtin { group, version, kind, plural, namespaced, short_names, categories, subresources }
+    Builtin {
+        group,
+        version,
+        kind,
+        plural,
+        namespaced,
+        short_names,
+        categories,
+        subresources,
+    }
 }
 
 const NS: bool = true;
@@ -79,25 +108,151 @@ const CLUSTER: bool = false;
 
 /// Every built-in resource, grouped as Kubernetes groups them.
 const BUILTINS: &[Builtin] = &[
-    b("", "v1", "Pod", "pods", NS, &["po"], &["all"], &["status", "log", "binding", "eviction"]),
-    b("", "v1", "Service", "services", NS, &["svc"], &["all"], &["status"]),
+    b(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        NS,
+        &["po"],
+        &["all"],
+        &["status", "log", "binding", "eviction"],
+    ),
+    b(
+        "",
+        "v1",
+        "Service",
+        "services",
+        NS,
+        &["svc"],
+        &["all"],
+        &["status"],
+    ),
     b("", "v1", "Endpoints", "endpoints", NS, &["ep"], &[], &[]),
     b("", "v1", "ConfigMap", "configmaps", NS, &["cm"], &[], &[]),
     b("", "v1", "Secret", "secrets", NS, &[], &[], &[]),
-    b("", "v1", "ServiceAccount", "serviceaccounts", NS, &["sa"], &[], &["token"]),
+    b(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        NS,
+        &["sa"],
+        &[],
+        &["token"],
+    ),
     b("", "v1", "Event", "events", NS, &["ev"], &[], &[]),
-    b("", "v1", "LimitRange", "limitranges", NS, &["limits"], &[], &[]),
-    b("", "v1", "ResourceQuota", "resourcequotas", NS, &["quota"], &[], &["status"]),
-    b("", "v1", "Namespace", "namespaces", CLUSTER, &["ns"], &[], &["status", "finalize"]),
-    b("", "v1", "Node", "nodes", CLUSTER, &["no"], &[], &["status"]),
-    b("apps", "v1", "Deployment", "deployments", NS, &["deploy"], &["all"], &["status", "scale"]),
-    b("apps", "v1", "ReplicaSet", "replicasets", NS, &["rs"], &["all"], &["status", "scale"]),
+    b(
+        "",
+        "v1",
+        "LimitRange",
+        "limitranges",
+        NS,
+        &["limits"],
+        &[],
+        &[],
+    ),
+    b(
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        NS,
+        &["quota"],
+        &[],
+        &["status"],
+    ),
+    b(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        CLUSTER,
+        &["ns"],
+        &[],
+        &["status", "finalize"],
+    ),
+    b(
+        "",
+        "v1",
+        "Node",
+        "nodes",
+        CLUSTER,
+        &["no"],
+        &[],
+        &["status"],
+    ),
+    b(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        NS,
+        &["deploy"],
+        &["all"],
+        &["status", "scale"],
+    ),
+    b(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        NS,
+        &["rs"],
+        &["all"],
+        &["status", "scale"],
+    ),
     b("batch", "v1", "Job", "jobs", NS, &[], &["all"], &["status"]),
-    b("batch", "v1", "CronJob", "cronjobs", NS, &["cj"], &["all"], &["status"]),
-    b("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", NS, &[], &[], &[]),
-    b("events.k8s.io", "v1", "Event", "events", NS, &["ev"], &[], &[]),
-    b("coordination.k8s.io", "v1", "Lease", "leases", NS, &[], &[], &[]),
-    b("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", CLUSTER, &[], &[], &[]),
+    b(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        NS,
+        &["cj"],
+        &["all"],
+        &["status"],
+    ),
+    b(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        NS,
+        &[],
+        &[],
+        &[],
+    ),
+    b(
+        "events.k8s.io",
+        "v1",
+        "Event",
+        "events",
+        NS,
+        &["ev"],
+        &[],
+        &[],
+    ),
+    b(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        NS,
+        &[],
+        &[],
+        &[],
+    ),
+    b(
+        "node.k8s.io",
+        "v1",
+        "RuntimeClass",
+        "runtimeclasses",
+        CLUSTER,
+        &[],
+        &[],
+        &[],
+    ),
     b(
         "apiextensions.k8s.io",
         "v1",

@@ -27,7 +27,10 @@ pub struct Checked {
 /// Checks `obj` against `schema`, pruning undeclared fields in place.
 pub fn check(schema: &Value, obj: &mut Value) -> Checked {
     let mut out = Checked::default();
-    if let (Some(props), Some(map)) = (schema.get("properties").and_then(Value::as_object), obj.as_object_mut()) {
+    if let (Some(props), Some(map)) = (
+        schema.get("properties").and_then(Value::as_object),
+        obj.as_object_mut(),
+    ) {
         for (k, v) in map.iter_mut() {
             if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
                 continue;
@@ -39,7 +42,9 @@ pub fn check(schema: &Value, obj: &mut Value) -> Checked {
             }
         }
         if !preserves(schema) {
-            map.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata") || props.contains_key(k));
+            map.retain(|k, _| {
+                matches!(k.as_str(), "apiVersion" | "kind" | "metadata") || props.contains_key(k)
+            });
         }
         required(schema, map, "", &mut out);
     }
@@ -47,7 +52,10 @@ pub fn check(schema: &Value, obj: &mut Value) -> Checked {
 }
 
 fn preserves(schema: &Value) -> bool {
-    schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool).unwrap_or(false)
+    schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -63,19 +71,37 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn required(schema: &Value, map: &Map<String, Value>, path: &str, out: &mut Checked) {
-    for r in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+    for r in schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         if !map.contains_key(r) {
-            let field = if path.is_empty() { r.to_owned() } else { format!("{path}.{r}") };
+            let field = if path.is_empty() {
+                r.to_owned()
+            } else {
+                format!("{path}.{r}")
+            };
             out.errors.push(FieldError::required(&field, ""));
         }
     }
 }
 
 fn walk(schema: &Value, v: &mut Value, path: &str, out: &mut Checked) {
-    if v.is_null() && schema.get("nullable").and_then(Value::as_bool).unwrap_or(false) {
+    if v.is_null()
+        && schema
+            .get("nullable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    {
         return;
     }
-    let int_or_string = schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool).unwrap_or(false);
+    let int_or_string = schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let want = schema.get("type").and_then(Value::as_str);
     let got = type_name(v);
     let type_ok = match want {
@@ -85,15 +111,27 @@ fn walk(schema: &Value, v: &mut Value, path: &str, out: &mut Checked) {
         Some(w) => w == got,
     };
     if !type_ok {
-        let want = if int_or_string { "integer or string" } else { want.unwrap_or("") };
-        out.errors.push(FieldError::invalid(path, got, &format!("{path} in body must be of type {want}: \"{got}\"")));
+        let want = if int_or_string {
+            "integer or string"
+        } else {
+            want.unwrap_or("")
+        };
+        out.errors.push(FieldError::invalid(
+            path,
+            got,
+            &format!("{path} in body must be of type {want}: \"{got}\""),
+        ));
         return;
     }
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
         && !allowed.contains(v)
     {
         let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
-        out.errors.push(FieldError::not_supported(path, &v.to_string(), &list.iter().map(String::as_str).collect::<Vec<_>>()));
+        out.errors.push(FieldError::not_supported(
+            path,
+            &v.to_string(),
+            &list.iter().map(String::as_str).collect::<Vec<_>>(),
+        ));
     }
     match v {
         Value::Object(map) => {
@@ -103,11 +141,16 @@ fn walk(schema: &Value, v: &mut Value, path: &str, out: &mut Checked) {
                 let child_path = format!("{path}.{k}");
                 match (props.and_then(|p| p.get(k)), additional) {
                     (Some(s), _) | (None, Some(s)) => walk(s, child, &child_path, out),
-                    (None, None) if preserves(schema) || props.is_none() && schema.get("type").is_none() => {}
+                    (None, None)
+                        if preserves(schema) || props.is_none() && schema.get("type").is_none() => {
+                    }
                     (None, None) => out.unknown.push(child_path),
                 }
             }
-            if additional.is_none() && !preserves(schema) && let Some(props) = props {
+            if additional.is_none()
+                && !preserves(schema)
+                && let Some(props) = props
+            {
                 map.retain(|k, _| props.contains_key(k));
             }
             required(schema, map, path, out);
@@ -151,9 +194,20 @@ mod tests {
             "top": 1});
         let c = check(&schema(), &mut obj);
         let messages: Vec<String> = c.errors.iter().map(|e| e.to_string()).collect();
-        assert!(messages.iter().any(|m| m.contains("spec.replicas in body must be of type integer: \"string\"")), "{messages:?}");
-        assert!(messages.iter().any(|m| m.contains("spec.mode")), "{messages:?}");
-        assert!(messages.iter().any(|m| m.contains("spec.labels.a")), "{messages:?}");
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("spec.replicas in body must be of type integer: \"string\"")),
+            "{messages:?}"
+        );
+        assert!(
+            messages.iter().any(|m| m.contains("spec.mode")),
+            "{messages:?}"
+        );
+        assert!(
+            messages.iter().any(|m| m.contains("spec.labels.a")),
+            "{messages:?}"
+        );
         assert_eq!(c.unknown, vec!["spec.colour", "spec.env[0].value", "top"]);
         assert!(obj.get("top").is_none() && obj["spec"].get("colour").is_none());
         assert_eq!(obj["spec"]["extra"], json!({"anything": 1}), "preserved");
@@ -165,7 +219,11 @@ mod tests {
         let mut obj = json!({"spec": {"replicas": 1}});
         let c = check(&schema(), &mut obj);
         assert_eq!(c.errors.len(), 1);
-        assert!(c.errors[0].to_string().contains("spec.image"), "{}", c.errors[0]);
+        assert!(
+            c.errors[0].to_string().contains("spec.image"),
+            "{}",
+            c.errors[0]
+        );
         let mut ok = json!({"spec": {"image": "x", "port": 80}});
         assert!(check(&schema(), &mut ok).errors.is_empty());
     }

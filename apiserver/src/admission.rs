@@ -21,12 +21,18 @@ use crate::state::ApiState;
 pub async fn namespace_accepts_content(state: &ApiState, ns: &str) -> ApiResult<()> {
     let key = format!("/registry/core/namespaces/{ns}");
     match state.store.get(&key).await? {
-        None => Err(ApiError::NotFound { group: String::new(), kind_plural: "namespaces".into(), name: ns.into() }),
+        None => Err(ApiError::NotFound {
+            group: String::new(),
+            kind_plural: "namespaces".into(),
+            name: ns.into(),
+        }),
         Some(kv) => {
             let obj = objects::from_store(&kv)?;
             if objects::meta(&obj).contains_key("deletionTimestamp") {
                 return Err(ApiError::Forbidden {
-                    message: format!("unable to create new content in namespace {ns} because it is being terminated"),
+                    message: format!(
+                        "unable to create new content in namespace {ns} because it is being terminated"
+                    ),
                 });
             }
             Ok(())
@@ -64,7 +70,11 @@ fn containers_mut(pod: &mut Value) -> impl Iterator<Item = &mut Value> {
 
 fn quantities(v: &Value) -> BTreeMap<String, Milli> {
     v.as_object()
-        .map(|m| m.iter().filter_map(|(k, q)| Milli::from_json(q).map(|q| (k.clone(), q))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, q)| Milli::from_json(q).map(|q| (k.clone(), q)))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -76,7 +86,12 @@ fn forbidden(message: String) -> ApiError {
 fn apply_limit_ranges(pod: &mut Value, ranges: &[Value]) -> ApiResult<()> {
     let items: Vec<&Value> = ranges
         .iter()
-        .flat_map(|lr| lr.pointer("/spec/limits").and_then(Value::as_array).into_iter().flatten())
+        .flat_map(|lr| {
+            lr.pointer("/spec/limits")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
         .filter(|l| l["type"] == "Container")
         .collect();
     if items.is_empty() {
@@ -113,15 +128,31 @@ fn apply_limit_ranges(pod: &mut Value, ranges: &[Value]) -> ApiResult<()> {
             for (r, min) in quantities(&item["min"]) {
                 match requests.get(&r) {
                     Some(q) if *q >= min => {}
-                    Some(q) => return Err(forbidden(format!("minimum {r} usage per Container is {min}, but request is {q} (container {cname})"))),
-                    None => return Err(forbidden(format!("minimum {r} usage per Container is {min}: container {cname} must request {r}"))),
+                    Some(q) => {
+                        return Err(forbidden(format!(
+                            "minimum {r} usage per Container is {min}, but request is {q} (container {cname})"
+                        )));
+                    }
+                    None => {
+                        return Err(forbidden(format!(
+                            "minimum {r} usage per Container is {min}: container {cname} must request {r}"
+                        )));
+                    }
                 }
             }
             for (r, max) in quantities(&item["max"]) {
                 match limits.get(&r) {
                     Some(q) if *q <= max => {}
-                    Some(q) => return Err(forbidden(format!("maximum {r} usage per Container is {max}, but limit is {q} (container {cname})"))),
-                    None => return Err(forbidden(format!("maximum {r} usage per Container is {max}: container {cname} must set a {r} limit"))),
+                    Some(q) => {
+                        return Err(forbidden(format!(
+                            "maximum {r} usage per Container is {max}, but limit is {q} (container {cname})"
+                        )));
+                    }
+                    None => {
+                        return Err(forbidden(format!(
+                            "maximum {r} usage per Container is {max}: container {cname} must set a {r} limit"
+                        )));
+                    }
                 }
             }
         }
@@ -136,18 +167,39 @@ fn pod_resources(pod: &Value) -> PodResources {
         missing_requests: BTreeMap::new(),
         missing_limits: BTreeMap::new(),
     };
-    let containers = pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for c in &containers {
         let name = c["name"].as_str().unwrap_or("").to_owned();
-        let (req, lim) = (quantities(&c["resources"]["requests"]), quantities(&c["resources"]["limits"]));
+        let (req, lim) = (
+            quantities(&c["resources"]["requests"]),
+            quantities(&c["resources"]["limits"]),
+        );
         for r in ["cpu", "memory"] {
             match req.get(r) {
-                Some(q) => *out.requests.entry(r.into()).or_default() = Milli(out.requests.get(r).map_or(0, |m| m.0) + q.0),
-                None => out.missing_requests.entry(r.into()).or_default().push(name.clone()),
+                Some(q) => {
+                    *out.requests.entry(r.into()).or_default() =
+                        Milli(out.requests.get(r).map_or(0, |m| m.0) + q.0)
+                }
+                None => out
+                    .missing_requests
+                    .entry(r.into())
+                    .or_default()
+                    .push(name.clone()),
             }
             match lim.get(r) {
-                Some(q) => *out.limits.entry(r.into()).or_default() = Milli(out.limits.get(r).map_or(0, |m| m.0) + q.0),
-                None => out.missing_limits.entry(r.into()).or_default().push(name.clone()),
+                Some(q) => {
+                    *out.limits.entry(r.into()).or_default() =
+                        Milli(out.limits.get(r).map_or(0, |m| m.0) + q.0)
+                }
+                None => out
+                    .missing_limits
+                    .entry(r.into())
+                    .or_default()
+                    .push(name.clone()),
             }
         }
     }
@@ -157,7 +209,10 @@ fn pod_resources(pod: &Value) -> PodResources {
 /// What one pod counts against each quota key Kubernetes defines for pods.
 fn quota_usage(pod: &Value) -> BTreeMap<String, Milli> {
     let r = pod_resources(pod);
-    let mut usage = BTreeMap::from([("pods".to_owned(), Milli(1000)), ("count/pods".to_owned(), Milli(1000))]);
+    let mut usage = BTreeMap::from([
+        ("pods".to_owned(), Milli(1000)),
+        ("count/pods".to_owned(), Milli(1000)),
+    ]);
     for (res, q) in &r.requests {
         usage.insert(format!("requests.{res}"), *q);
         usage.insert(res.clone(), *q);
@@ -169,8 +224,13 @@ fn quota_usage(pod: &Value) -> BTreeMap<String, Milli> {
 }
 
 fn counts_against_quota(pod: &Value) -> bool {
-    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending");
-    phase != "Succeeded" && phase != "Failed" && !objects::meta(pod).contains_key("deletionTimestamp")
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending");
+    phase != "Succeeded"
+        && phase != "Failed"
+        && !objects::meta(pod).contains_key("deletionTimestamp")
 }
 
 /// ResourceQuota: refuses a pod that would take the namespace past any quota's hard limits.
@@ -190,9 +250,16 @@ fn check_quotas(pod: &Value, quotas: &[Value], existing: &[Value]) -> ApiResult<
         }
         for (key, _) in hard.iter().filter(|(k, _)| !wanted.contains_key(*k)) {
             let (kind, res_name) = key.split_once('.').unwrap_or(("requests", key.as_str()));
-            let missing = if kind == "limits" { res.missing_limits.get(res_name) } else { res.missing_requests.get(res_name) };
+            let missing = if kind == "limits" {
+                res.missing_limits.get(res_name)
+            } else {
+                res.missing_requests.get(res_name)
+            };
             if let Some(containers) = missing {
-                return Err(forbidden(format!("failed quota: {name}: must specify {key} for: {}", containers.join(","))));
+                return Err(forbidden(format!(
+                    "failed quota: {name}: must specify {key} for: {}",
+                    containers.join(",")
+                )));
             }
         }
         let mut used: BTreeMap<String, Milli> = BTreeMap::new();
@@ -203,11 +270,18 @@ fn check_quotas(pod: &Value, quotas: &[Value], existing: &[Value]) -> ApiResult<
         }
         let over: Vec<&String> = hard
             .iter()
-            .filter(|(k, h)| used.get(*k).map_or(0, |u| u.0) + wanted.get(*k).map_or(0, |w| w.0) > h.0)
+            .filter(|(k, h)| {
+                used.get(*k).map_or(0, |u| u.0) + wanted.get(*k).map_or(0, |w| w.0) > h.0
+            })
             .map(|(k, _)| k)
             .collect();
         if !over.is_empty() {
-            let show = |m: &BTreeMap<String, Milli>| over.iter().map(|k| format!("{k}={}", m.get(*k).copied().unwrap_or_default())).collect::<Vec<_>>().join(",");
+            let show = |m: &BTreeMap<String, Milli>| {
+                over.iter()
+                    .map(|k| format!("{k}={}", m.get(*k).copied().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
             return Err(forbidden(format!(
                 "exceeded quota: {name}, requested: {}, used: {}, limited: {}",
                 show(&wanted),
@@ -224,8 +298,18 @@ pub async fn admit_pod(state: &ApiState, ns: &str, pod: &mut Value) -> ApiResult
     let read = |plural: &str| {
         let prefix = format!("/registry/core/{plural}/{ns}/");
         async move {
-            let listed = state.store.list(ListRequest { prefix, ..Default::default() }).await?;
-            listed.items.iter().map(objects::from_store).collect::<ApiResult<Vec<Value>>>()
+            let listed = state
+                .store
+                .list(ListRequest {
+                    prefix,
+                    ..Default::default()
+                })
+                .await?;
+            listed
+                .items
+                .iter()
+                .map(objects::from_store)
+                .collect::<ApiResult<Vec<Value>>>()
         }
     };
     let ranges = read("limitranges").await?;
@@ -251,11 +335,18 @@ mod tests {
         let lr = json!({"spec": {"limits": [{"type": "Container", "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "100m"}, "max": {"cpu": "1"}}]}});
         let mut p = pod(json!([{"name": "a"}]));
         apply_limit_ranges(&mut p, std::slice::from_ref(&lr)).unwrap();
-        assert_eq!(p["spec"]["containers"][0]["resources"], json!({"limits": {"cpu": "500m"}, "requests": {"cpu": "100m"}}));
+        assert_eq!(
+            p["spec"]["containers"][0]["resources"],
+            json!({"limits": {"cpu": "500m"}, "requests": {"cpu": "100m"}})
+        );
         let mut big = pod(json!([{"name": "a", "resources": {"limits": {"cpu": "2"}}}]));
         let err = apply_limit_ranges(&mut big, &[lr]).unwrap_err();
         assert_eq!(err.code(), 403);
-        assert!(err.to_string().contains("maximum cpu usage per Container is 1, but limit is 2"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("maximum cpu usage per Container is 1, but limit is 2"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -267,10 +358,21 @@ mod tests {
         let new = pod(json!([{"name": "b", "resources": {"requests": {"cpu": "300m"}}}]));
         check_quotas(&new, std::slice::from_ref(&quota), &[running.clone(), done]).unwrap();
         let greedy = pod(json!([{"name": "b", "resources": {"requests": {"cpu": "500m"}}}]));
-        let err = check_quotas(&greedy, std::slice::from_ref(&quota), std::slice::from_ref(&running)).unwrap_err();
-        assert_eq!(err.to_string(), "exceeded quota: q, requested: requests.cpu=500m, used: requests.cpu=600m, limited: requests.cpu=1");
+        let err = check_quotas(
+            &greedy,
+            std::slice::from_ref(&quota),
+            std::slice::from_ref(&running),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "exceeded quota: q, requested: requests.cpu=500m, used: requests.cpu=600m, limited: requests.cpu=1"
+        );
         let unbounded = pod(json!([{"name": "c"}]));
         let err = check_quotas(&unbounded, &[quota], &[]).unwrap_err();
-        assert_eq!(err.to_string(), "failed quota: q: must specify requests.cpu for: c");
+        assert_eq!(
+            err.to_string(),
+            "failed quota: q: must specify requests.cpu for: c"
+        );
     }
 }

@@ -12,21 +12,32 @@ use crate::state::ApiState;
 
 /// `kubectl apply --server-side`: merge the applied configuration into the object, owning
 /// exactly its fields, and refuse (409) to change fields another manager owns unless forced.
-pub(crate) async fn server_side_apply(state: &ApiState, t: &Target, params: &Params, bytes: &[u8]) -> ApiResult<ObjectResponse> {
+pub(crate) async fn server_side_apply(
+    state: &ApiState,
+    t: &Target,
+    params: &Params,
+    bytes: &[u8],
+) -> ApiResult<ObjectResponse> {
     use sextant_api::apply::ApplyError;
     let r = &t.resource;
     if t.subresource.is_some() {
-        return Err(ApiError::UnsupportedMediaType { message: "server-side apply to subresources is not supported".into() });
+        return Err(ApiError::UnsupportedMediaType {
+            message: "server-side apply to subresources is not supported".into(),
+        });
     }
     let manager = params
         .field_manager
         .clone()
         .filter(|m| !m.is_empty())
-        .ok_or_else(|| ApiError::bad_request("PATCH requests of server-side apply must name a fieldManager"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("PATCH requests of server-side apply must name a fieldManager")
+        })?;
     let mut applied = body::decode_object(BodyType::ApplyPatch, bytes)?;
     objects::check_type(&mut applied, r)?;
     if objects::name(&applied).is_some_and(|n| Some(n) != t.name.as_deref()) {
-        return Err(ApiError::bad_request("the name in the applied configuration does not match the name on the URL"));
+        return Err(ApiError::bad_request(
+            "the name in the applied configuration does not match the name on the URL",
+        ));
     }
     meta_mut(&mut applied).insert("name".into(), json!(t.name.clone().unwrap_or_default()));
     if let Some(ns) = &t.namespace {
@@ -48,22 +59,42 @@ pub(crate) async fn server_side_apply(state: &ApiState, t: &Target, params: &Par
         let live = state.store.get(&key).await?;
         let Some(kv) = live else {
             // Apply creates: the merged object goes through the same path as a create.
-            let created = sextant_api::apply::apply(None, &applied, &manager, params.force(), &kind, &now_rfc3339())
-                .map_err(apply_err)?;
-            let collection = Target { name: None, ..t.clone() };
+            let created = sextant_api::apply::apply(
+                None,
+                &applied,
+                &manager,
+                params.force(),
+                &kind,
+                &now_rfc3339(),
+            )
+            .map_err(apply_err)?;
+            let collection = Target {
+                name: None,
+                ..t.clone()
+            };
             return match create_object(state, &collection, params, created, true).await {
                 Err(ApiError::AlreadyExists { .. }) => continue,
                 other => other,
             };
         };
         let old = objects::from_store_as(r, &kv)?;
-        let merged = sextant_api::apply::apply(Some(&old), &applied, &manager, params.force(), &kind, &now_rfc3339())
-            .map_err(apply_err)?;
+        let merged = sextant_api::apply::apply(
+            Some(&old),
+            &applied,
+            &manager,
+            params.force(),
+            &kind,
+            &now_rfc3339(),
+        )
+        .map_err(apply_err)?;
         match write_update_as(state, t, params, old, kv.mod_revision, merged, true).await {
-            Err(ApiError::Conflict { detail, .. }) if detail.starts_with("the object has been modified") => continue,
+            Err(ApiError::Conflict { detail, .. })
+                if detail.starts_with("the object has been modified") =>
+            {
+                continue;
+            }
             other => return other,
         }
     }
     Err(conflict(t))
 }
-

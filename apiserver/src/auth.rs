@@ -21,7 +21,10 @@ pub struct Identity {
 
 impl Identity {
     pub fn admin() -> Self {
-        Identity { user: "admin".into(), groups: vec!["system:masters".into(), "system:authenticated".into()] }
+        Identity {
+            user: "admin".into(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+        }
     }
 }
 
@@ -33,7 +36,10 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn add_token(&self, token: impl Into<String>, who: Identity) {
-        self.tokens.write().expect("token table poisoned").insert(token.into(), who);
+        self.tokens
+            .write()
+            .expect("token table poisoned")
+            .insert(token.into(), who);
     }
 
     pub fn authenticate(&self, header: Option<&str>) -> Option<Identity> {
@@ -58,13 +64,22 @@ const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
 
 pub async fn middleware(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if PUBLIC_PATHS.iter().any(|p| path == *p || path.starts_with(&format!("{p}/"))) {
+    if PUBLIC_PATHS
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    {
         return next.run(req).await;
     }
-    let header = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let mut who = state.auth.authenticate(header);
     if who.is_none()
-        && let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).filter(|t| !t.is_empty())
+        && let Some(token) = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
     {
         who = crate::tokens::lookup(&state.store, token).await;
     }
@@ -88,7 +103,10 @@ mod tests {
     fn tokens() {
         let a = Authenticator::default();
         a.add_token("s3cret", Identity::admin());
-        assert_eq!(a.authenticate(Some("Bearer s3cret")), Some(Identity::admin()));
+        assert_eq!(
+            a.authenticate(Some("Bearer s3cret")),
+            Some(Identity::admin())
+        );
         assert_eq!(a.authenticate(Some("Bearer s3cre")), None);
         assert_eq!(a.authenticate(Some("Basic s3cret")), None);
         assert_eq!(a.authenticate(None), None);

@@ -41,7 +41,12 @@ pub enum BodyType {
 impl BodyType {
     pub fn from_content_type(ct: Option<&str>) -> ApiResult<BodyType> {
         let ct = ct.unwrap_or("application/json");
-        let base = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let base = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         Ok(match base.as_str() {
             "application/json" | "" | "*/*" => BodyType::Json,
             "application/yaml" | "application/x-yaml" | "text/yaml" => BodyType::Yaml,
@@ -70,18 +75,24 @@ impl BodyType {
 pub fn decode_object(body_type: BodyType, bytes: &[u8]) -> ApiResult<Value> {
     let value: Value = match body_type {
         BodyType::Yaml | BodyType::ApplyPatch => {
-            let yaml: serde_yaml::Value = serde_yaml::from_slice(bytes)
-                .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))?;
-            serde_json::to_value(yaml)
-                .map_err(|e| ApiError::bad_request(format!("the YAML body cannot be read as JSON: {e}")))?
+            let yaml: serde_yaml::Value = serde_yaml::from_slice(bytes).map_err(|e| {
+                ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
+            })?;
+            serde_json::to_value(yaml).map_err(|e| {
+                ApiError::bad_request(format!("the YAML body cannot be read as JSON: {e}"))
+            })?
         }
-        BodyType::Protobuf => sextant_kpb::decode_k8s_protobuf(bytes)
-            .map_err(|e| ApiError::bad_request(format!("the protobuf request body cannot be decoded: {e}")))?,
-        _ => serde_json::from_slice(bytes)
-            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?,
+        BodyType::Protobuf => sextant_kpb::decode_k8s_protobuf(bytes).map_err(|e| {
+            ApiError::bad_request(format!("the protobuf request body cannot be decoded: {e}"))
+        })?,
+        _ => serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
+        })?,
     };
     if !value.is_object() {
-        return Err(ApiError::bad_request("the request body must be a JSON or YAML object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON or YAML object",
+        ));
     }
     Ok(value)
 }
@@ -97,27 +108,42 @@ pub enum Accept {
 /// first and plain JSON as a fallback; we serve the first we can. Protobuf is not served:
 /// clients that also accept JSON get JSON.
 pub fn negotiate(accept: Option<&str>) -> ApiResult<Accept> {
-    let Some(accept) = accept else { return Ok(Accept::Json) };
+    let Some(accept) = accept else {
+        return Ok(Accept::Json);
+    };
     for part in accept.split(',') {
         let mut params = part.split(';').map(str::trim);
         let media = params.next().unwrap_or("").to_ascii_lowercase();
         let params: Vec<(String, String)> = params
-            .filter_map(|p| p.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+            .filter_map(|p| {
+                p.split_once('=')
+                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            })
             .collect();
-        let get = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(pk, _)| pk == k)
+                .map(|(_, v)| v.as_str())
+        };
         if media != "application/json" && media != "*/*" && media != "application/*" {
             continue;
         }
         match get("as") {
             None => return Ok(Accept::Json),
-            Some("Table") if get("g") == Some("meta.k8s.io") && matches!(get("v"), Some("v1" | "v1beta1")) => {
+            Some("Table")
+                if get("g") == Some("meta.k8s.io")
+                    && matches!(get("v"), Some("v1" | "v1beta1")) =>
+            {
                 return Ok(Accept::Table);
             }
             Some(_) => continue,
         }
     }
     Err(ApiError::NotAcceptable {
-        message: format!("only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept})"),
+        message: format!(
+            "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept})"
+        ),
     })
 }
 
@@ -130,8 +156,20 @@ mod tests {
         let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(negotiate(Some(kubectl)).unwrap(), Accept::Table);
         assert_eq!(negotiate(Some("application/json")).unwrap(), Accept::Json);
-        assert_eq!(negotiate(Some("application/vnd.kubernetes.protobuf, application/json")).unwrap(), Accept::Json);
-        assert_eq!(negotiate(Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json")).unwrap(), Accept::Json);
+        assert_eq!(
+            negotiate(Some(
+                "application/vnd.kubernetes.protobuf, application/json"
+            ))
+            .unwrap(),
+            Accept::Json
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json"
+            ))
+            .unwrap(),
+            Accept::Json
+        );
         assert!(negotiate(Some("application/vnd.kubernetes.protobuf")).is_err());
         assert_eq!(negotiate(None).unwrap(), Accept::Json);
     }
@@ -143,11 +181,20 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(decode_object(BodyType::Json, format!("{{\"a\":{deep}}}").as_bytes()).is_err());
         let bomb = b"a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\ni: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
-        assert!(decode_object(BodyType::Yaml, bomb).is_err(), "alias bombs are refused");
+        assert!(
+            decode_object(BodyType::Yaml, bomb).is_err(),
+            "alias bombs are refused"
+        );
         let v = decode_object(BodyType::Yaml, b"apiVersion: v1\nkind: ConfigMap\n").unwrap();
         assert_eq!(v["kind"], "ConfigMap");
-        assert_eq!(BodyType::from_content_type(Some("application/vnd.kubernetes.protobuf")).unwrap(), BodyType::Protobuf);
+        assert_eq!(
+            BodyType::from_content_type(Some("application/vnd.kubernetes.protobuf")).unwrap(),
+            BodyType::Protobuf
+        );
         assert!(decode_object(BodyType::Protobuf, b"{}").is_err());
-        assert_eq!(BodyType::from_content_type(Some("application/apply-patch+yaml")).unwrap(), BodyType::ApplyPatch);
+        assert_eq!(
+            BodyType::from_content_type(Some("application/apply-patch+yaml")).unwrap(),
+            BodyType::ApplyPatch
+        );
     }
 }

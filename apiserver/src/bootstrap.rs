@@ -1,11 +1,12 @@
 //! The namespaces every cluster starts with, as Kubernetes creates them.
 
-use sextant_store::{Precondition, Store, StoreError};
 use serde_json::json;
+use sextant_store::{Precondition, Store, StoreError};
 
 use crate::objects::now_rfc3339;
 
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Creates any of the system namespaces that is missing. Safe to run on every start and on
 /// every control-plane node at once: a create that loses the race is fine.
@@ -22,7 +23,14 @@ pub async fn ensure_defaults(store: &Store) -> Result<(), StoreError> {
             "spec": {"finalizers": ["kubernetes"]},
             "status": {"phase": "Active"},
         });
-        match store.put(key, serde_json::to_vec(&obj).expect("JSON encodes"), Precondition::Absent).await {
+        match store
+            .put(
+                key,
+                serde_json::to_vec(&obj).expect("JSON encodes"),
+                Precondition::Absent,
+            )
+            .await
+        {
             Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
         }

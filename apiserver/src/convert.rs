@@ -67,7 +67,10 @@ mod tests {
 
     #[test]
     fn events_round_trip_between_groups() {
-        let events = sextant_api::resources::builtin().into_iter().find(|r| r.group == "events.k8s.io").unwrap();
+        let events = sextant_api::resources::builtin()
+            .into_iter()
+            .find(|r| r.group == "events.k8s.io")
+            .unwrap();
         let new_style = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"},
             "regarding": {"kind": "Pod", "name": "web"}, "note": "Scheduled", "reason": "Scheduled",
             "reportingController": "sextant-scheduler", "type": "Normal"});

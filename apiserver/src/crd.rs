@@ -26,13 +26,21 @@ const RESYNC: Duration = Duration::from_secs(30);
 /// The resources one CRD defines, one per served version.
 pub fn kinds_of(crd: &Value) -> Vec<CustomKind> {
     let spec = &crd["spec"];
-    let (Some(group), Some(kind), Some(plural)) =
-        (spec["group"].as_str(), spec["names"]["kind"].as_str(), spec["names"]["plural"].as_str())
-    else {
+    let (Some(group), Some(kind), Some(plural)) = (
+        spec["group"].as_str(),
+        spec["names"]["kind"].as_str(),
+        spec["names"]["plural"].as_str(),
+    ) else {
         return Vec::new();
     };
     let strings = |v: &Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     versions
@@ -52,55 +60,111 @@ pub fn kinds_of(crd: &Value) -> Vec<CustomKind> {
                 version: version.to_owned(),
                 kind: kind.to_owned(),
                 plural: plural.to_owned(),
-                singular: spec["names"]["singular"].as_str().map_or_else(|| kind.to_ascii_lowercase(), str::to_owned),
+                singular: spec["names"]["singular"]
+                    .as_str()
+                    .map_or_else(|| kind.to_ascii_lowercase(), str::to_owned),
                 namespaced: spec["scope"].as_str() != Some("Cluster"),
                 short_names: strings(&spec["names"]["shortNames"]),
                 categories: strings(&spec["names"]["categories"]),
                 subresources,
-                verbs: ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
+                verbs: [
+                    "create",
+                    "delete",
+                    "deletecollection",
+                    "get",
+                    "list",
+                    "patch",
+                    "update",
+                    "watch",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             };
             let schema = v["schema"]["openAPIV3Schema"].clone();
             let columns: Vec<CustomResourceColumnDefinition> =
                 serde_json::from_value(v["additionalPrinterColumns"].clone()).unwrap_or_default();
-            Some(CustomKind { info, schema, columns })
+            Some(CustomKind {
+                info,
+                schema,
+                columns,
+            })
         })
         .collect()
 }
 
 fn is_established(crd: &Value) -> bool {
-    crd["status"]["conditions"]
-        .as_array()
-        .is_some_and(|c| c.iter().any(|c| c["type"] == "Established" && c["status"] == "True"))
+    crd["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "Established" && c["status"] == "True")
+    })
 }
 
 /// One pass: returns the revision it read at.
-async fn reconcile(state: &ApiState, previous: &mut Vec<CustomKind>) -> Result<u64, sextant_store::StoreError> {
-    let listed = state.store.list(ListRequest { prefix: PREFIX.into(), ..Default::default() }).await?;
+async fn reconcile(
+    state: &ApiState,
+    previous: &mut Vec<CustomKind>,
+) -> Result<u64, sextant_store::StoreError> {
+    let listed = state
+        .store
+        .list(ListRequest {
+            prefix: PREFIX.into(),
+            ..Default::default()
+        })
+        .await?;
     let mut kinds = Vec::new();
     for kv in &listed.items {
-        let Ok(crd) = objects::from_store(kv) else { continue };
+        let Ok(crd) = objects::from_store(kv) else {
+            continue;
+        };
         kinds.extend(kinds_of(&crd));
         if !is_established(&crd) && !objects::meta(&crd).contains_key("deletionTimestamp") {
             let mut crd = crd.clone();
             let names = crd["spec"]["names"].clone();
             crd["status"] = json!({"acceptedNames": names, "storedVersions": crd["spec"]["versions"].as_array().map(|vs| vs.iter().filter(|v| v["storage"] == true).map(|v| v["name"].clone()).collect::<Vec<_>>()).unwrap_or_default()});
-            objects::set_condition(&mut crd, "NamesAccepted", "True", Some("NoConflicts"), Some("no conflicts found"));
-            objects::set_condition(&mut crd, "Established", "True", Some("InitialNamesAccepted"), Some("the initial names have been accepted"));
+            objects::set_condition(
+                &mut crd,
+                "NamesAccepted",
+                "True",
+                Some("NoConflicts"),
+                Some("no conflicts found"),
+            );
+            objects::set_condition(
+                &mut crd,
+                "Established",
+                "True",
+                Some("InitialNamesAccepted"),
+                Some("the initial names have been accepted"),
+            );
             // Another control-plane node may have done it first: a conflict is fine.
-            let _ = state.store.put(kv.key.clone(), objects::to_store(&crd), Precondition::Revision(kv.mod_revision)).await;
+            let _ = state
+                .store
+                .put(
+                    kv.key.clone(),
+                    objects::to_store(&crd),
+                    Precondition::Revision(kv.mod_revision),
+                )
+                .await;
         }
     }
     // The objects of a resource whose CRD is gone go with it.
-    for gone in previous.iter().filter(|p| !kinds.iter().any(|k| k.info.group == p.info.group && k.info.plural == p.info.plural)) {
+    for gone in previous.iter().filter(|p| {
+        !kinds
+            .iter()
+            .any(|k| k.info.group == p.info.group && k.info.plural == p.info.plural)
+    }) {
         let objects = state
             .store
-            .list(ListRequest { prefix: gone.info.key_prefix(), ..Default::default() })
+            .list(ListRequest {
+                prefix: gone.info.key_prefix(),
+                ..Default::default()
+            })
             .await?;
         for kv in objects.items {
-            let _ = state.store.delete(kv.key, Precondition::Revision(kv.mod_revision)).await;
+            let _ = state
+                .store
+                .delete(kv.key, Precondition::Revision(kv.mod_revision))
+                .await;
         }
         tracing::info!(group = %gone.info.group, plural = %gone.info.plural, "custom resource removed");
     }
@@ -123,7 +187,9 @@ pub async fn run(state: ApiState) {
                 }
             }
         };
-        let Ok(mut watcher) = state.store.watch(PREFIX, revision).await else { continue };
+        let Ok(mut watcher) = state.store.watch(PREFIX, revision).await else {
+            continue;
+        };
         let deadline = tokio::time::Instant::now() + RESYNC;
         loop {
             tokio::select! {

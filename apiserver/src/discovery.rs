@@ -15,7 +15,9 @@ pub fn wants_aggregated(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| {
         a.split(',').any(|part| {
             let p: Vec<&str> = part.split(';').map(str::trim).collect();
-            p.contains(&"g=apidiscovery.k8s.io") && p.contains(&"v=v2") && p.contains(&"as=APIGroupDiscoveryList")
+            p.contains(&"g=apidiscovery.k8s.io")
+                && p.contains(&"v=v2")
+                && p.contains(&"as=APIGroupDiscoveryList")
         })
     })
 }
@@ -35,7 +37,11 @@ fn subresource_kind(r: &ResourceInfo, sub: &str) -> (String, String, String) {
         "scale" => ("autoscaling".into(), "v1".into(), "Scale".into()),
         "binding" => ("".into(), "v1".into(), "Binding".into()),
         "eviction" => ("policy".into(), "v1".into(), "Eviction".into()),
-        "token" => ("authentication.k8s.io".into(), "v1".into(), "TokenRequest".into()),
+        "token" => (
+            "authentication.k8s.io".into(),
+            "v1".into(),
+            "TokenRequest".into(),
+        ),
         "log" => ("".into(), "v1".into(), "Pod".into()),
         _ => (r.group.clone(), r.version.clone(), r.kind.clone()),
     }
@@ -43,7 +49,11 @@ fn subresource_kind(r: &ResourceInfo, sub: &str) -> (String, String, String) {
 
 /// `APIResourceList` for one group-version.
 pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
-    let all: Vec<ResourceInfo> = registry.all().into_iter().filter(|r| r.group == group && r.version == version).collect();
+    let all: Vec<ResourceInfo> = registry
+        .all()
+        .into_iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
     if all.is_empty() {
         return None;
     }
@@ -63,8 +73,14 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
             resources.push(entry);
         }
     }
-    let gv = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    let gv = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 pub fn api_versions() -> Value {
@@ -72,28 +88,43 @@ pub fn api_versions() -> Value {
 }
 
 fn group_entry(name: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
     json!({"name": name, "versions": vs, "preferredVersion": vs[0]})
 }
 
 pub fn group_list(registry: &Registry) -> Value {
-    let groups: Vec<Value> = registry.groups().iter().map(|(g, vs)| group_entry(g, vs)).collect();
+    let groups: Vec<Value> = registry
+        .groups()
+        .iter()
+        .map(|(g, vs)| group_entry(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 pub fn group(registry: &Registry, name: &str) -> Option<Value> {
-    registry.groups().iter().find(|(g, _)| g == name).map(|(g, vs)| {
-        let mut v = group_entry(g, vs);
-        v["kind"] = json!("APIGroup");
-        v["apiVersion"] = json!("v1");
-        v
-    })
+    registry
+        .groups()
+        .iter()
+        .find(|(g, _)| g == name)
+        .map(|(g, vs)| {
+            let mut v = group_entry(g, vs);
+            v["kind"] = json!("APIGroup");
+            v["apiVersion"] = json!("v1");
+            v
+        })
 }
 
 /// The aggregated document for the core group (`core == true`) or all named groups.
 pub fn aggregated(registry: &Registry, core: bool) -> Response {
     let all = registry.all();
-    let mut groups: Vec<(String, Vec<String>)> = if core { vec![(String::new(), vec!["v1".into()])] } else { registry.groups() };
+    let mut groups: Vec<(String, Vec<String>)> = if core {
+        vec![(String::new(), vec!["v1".into()])]
+    } else {
+        registry.groups()
+    };
     groups.retain(|(g, _)| g.is_empty() == core);
     let items: Vec<Value> = groups
         .iter()
@@ -129,7 +160,10 @@ pub fn aggregated(registry: &Registry, core: bool) -> Response {
         .collect();
     let body = json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items});
     let mut resp = axum::Json(body).into_response();
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(AGGREGATED));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(AGGREGATED),
+    );
     resp
 }
 
@@ -141,13 +175,35 @@ mod tests {
     fn legacy_and_aggregated_forms() {
         let reg = Registry::default();
         let core = resource_list(&reg, "", "v1").unwrap();
-        let names: Vec<&str> = core["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-        assert!(names.contains(&"pods") && names.contains(&"pods/log") && names.contains(&"namespaces/status"));
+        let names: Vec<&str> = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"pods")
+                && names.contains(&"pods/log")
+                && names.contains(&"namespaces/status")
+        );
         let apps = resource_list(&reg, "apps", "v1").unwrap();
-        let scale = apps["resources"].as_array().unwrap().iter().find(|r| r["name"] == "deployments/scale").unwrap();
+        let scale = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "deployments/scale")
+            .unwrap();
         assert_eq!(scale["group"], "autoscaling");
-        assert!(group_list(&reg)["groups"].as_array().unwrap().iter().any(|g| g["name"] == "batch"));
-        assert!(wants_aggregated(Some("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")));
+        assert!(
+            group_list(&reg)["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["name"] == "batch")
+        );
+        assert!(wants_aggregated(Some(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+        )));
         assert!(!wants_aggregated(Some("application/json")));
     }
 }

@@ -14,14 +14,27 @@ pub enum ApiError {
     #[error("{message}")]
     BadRequest { message: String },
     #[error("{kind_plural}{} \"{name}\" not found", group_suffix(.group))]
-    NotFound { group: String, kind_plural: String, name: String },
+    NotFound {
+        group: String,
+        kind_plural: String,
+        name: String,
+    },
     #[error("{kind_plural}{} \"{name}\" already exists", group_suffix(.group))]
-    AlreadyExists { group: String, kind_plural: String, name: String },
+    AlreadyExists {
+        group: String,
+        kind_plural: String,
+        name: String,
+    },
     #[error(
         "Operation cannot be fulfilled on {kind_plural}{} \"{name}\": {detail}",
         group_suffix(.group)
     )]
-    Conflict { group: String, kind_plural: String, name: String, detail: String },
+    Conflict {
+        group: String,
+        kind_plural: String,
+        name: String,
+        detail: String,
+    },
     #[error("{0}")]
     Invalid(#[from] sextant_api::Error),
     /// Well-formed but not applicable (a JSON patch `test` that fails).
@@ -52,12 +65,18 @@ pub enum ApiError {
 }
 
 fn group_suffix(group: &str) -> String {
-    if group.is_empty() { String::new() } else { format!(".{group}") }
+    if group.is_empty() {
+        String::new()
+    } else {
+        format!(".{group}")
+    }
 }
 
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::BadRequest { message: message.into() }
+        ApiError::BadRequest {
+            message: message.into(),
+        }
     }
 
     pub fn code(&self) -> StatusCode {
@@ -65,7 +84,9 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } | ApiError::NoResource { .. } => StatusCode::NOT_FOUND,
             ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::Invalid(e) => StatusCode::from_u16(e.code()).unwrap_or(StatusCode::BAD_REQUEST),
+            ApiError::Invalid(e) => {
+                StatusCode::from_u16(e.code()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
@@ -121,11 +142,22 @@ impl ApiError {
             "code": self.code().as_u16(),
         });
         let details = match self {
-            ApiError::NotFound { group, kind_plural, name }
-            | ApiError::AlreadyExists { group, kind_plural, name }
-            | ApiError::Conflict { group, kind_plural, name, .. } => {
-                Some(json!({"name": name, "group": group, "kind": kind_plural}))
+            ApiError::NotFound {
+                group,
+                kind_plural,
+                name,
             }
+            | ApiError::AlreadyExists {
+                group,
+                kind_plural,
+                name,
+            }
+            | ApiError::Conflict {
+                group,
+                kind_plural,
+                name,
+                ..
+            } => Some(json!({"name": name, "group": group, "kind": kind_plural})),
             _ => None,
         };
         if let Some(d) = details {
@@ -140,11 +172,19 @@ impl ApiError {
         match e {
             StoreError::AlreadyExists { .. } => {
                 let (group, kind_plural, name) = ctx();
-                ApiError::AlreadyExists { group, kind_plural, name }
+                ApiError::AlreadyExists {
+                    group,
+                    kind_plural,
+                    name,
+                }
             }
             StoreError::NotFound { .. } => {
                 let (group, kind_plural, name) = ctx();
-                ApiError::NotFound { group, kind_plural, name }
+                ApiError::NotFound {
+                    group,
+                    kind_plural,
+                    name,
+                }
             }
             StoreError::Conflict { .. } => {
                 let (group, kind_plural, name) = ctx();
@@ -163,7 +203,10 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Compacted { requested, compacted } => ApiError::Gone {
+            StoreError::Compacted {
+                requested,
+                compacted,
+            } => ApiError::Gone {
                 message: format!(
                     "too old resource version: {requested} ({compacted}); list again to get a current resourceVersion"
                 ),
@@ -187,7 +230,8 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (code, axum::Json(self.status())).into_response();
         if matches!(self, ApiError::Unavailable(_)) {
-            resp.headers_mut().insert("retry-after", http::HeaderValue::from_static("1"));
+            resp.headers_mut()
+                .insert("retry-after", http::HeaderValue::from_static("1"));
         }
         resp
     }

@@ -18,7 +18,11 @@ pub async fn livez() -> &'static str {
 pub async fn readyz(State(state): State<ApiState>) -> Response {
     match state.store.status() {
         Ok(s) if s.leader.is_some() => "ok".into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "[-]store: no leader\nreadyz check failed").into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "[-]store: no leader\nreadyz check failed",
+        )
+            .into_response(),
     }
 }
 

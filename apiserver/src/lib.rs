@@ -28,8 +28,8 @@ mod admission;
 mod apply;
 pub mod auth;
 mod body;
-mod convert;
 mod bootstrap;
+mod convert;
 mod crd;
 mod discovery;
 pub mod error;
@@ -63,5 +63,11 @@ pub async fn run_crd_loop(state: ApiState) {
 
 /// Builds the shared state of an API server over `store`.
 pub fn state(store: Store, auth: Authenticator, shutdown: CancellationToken) -> ApiState {
-    ApiState { store, registry: registry::Registry::default(), auth, shutdown, openapi: openapi::Cache::default() }
+    ApiState {
+        store,
+        registry: registry::Registry::default(),
+        auth,
+        shutdown,
+        openapi: openapi::Cache::default(),
+    }
 }

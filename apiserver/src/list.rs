@@ -35,20 +35,31 @@ impl Filter {
             _ => Selector::everything(),
         };
         let mut fields = match params.field_selector.as_deref() {
-            Some(s) if !s.is_empty() => FieldSelector::parse(s)?.for_kind(&t.resource.group, &t.resource.kind)?,
+            Some(s) if !s.is_empty() => {
+                FieldSelector::parse(s)?.for_kind(&t.resource.group, &t.resource.kind)?
+            }
             _ => FieldSelector::everything(),
         };
         // A watch or list of one named object (`/pods/NAME?watch=1`) selects it by name.
         if let Some(name) = &t.name {
-            fields = FieldSelector::parse(&format!("metadata.name={}", sextant_api::fields::escape_value(name)))?
-                .for_kind(&t.resource.group, &t.resource.kind)?;
+            fields = FieldSelector::parse(&format!(
+                "metadata.name={}",
+                sextant_api::fields::escape_value(name)
+            ))?
+            .for_kind(&t.resource.group, &t.resource.kind)?;
         }
-        Ok(Filter { labels, fields, group: t.resource.group.clone(), kind: t.resource.kind.clone() })
+        Ok(Filter {
+            labels,
+            fields,
+            group: t.resource.group.clone(),
+            kind: t.resource.kind.clone(),
+        })
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
         (self.labels.is_everything() || self.labels.matches(&objects::labels(obj)))
-            && (self.fields.is_everything() || self.fields.matches_object(&self.group, &self.kind, obj))
+            && (self.fields.is_everything()
+                || self.fields.matches_object(&self.group, &self.kind, obj))
     }
 }
 
@@ -60,13 +71,21 @@ struct ContinueToken {
 }
 
 fn encode_token(rv: u64, start: &str) -> String {
-    let t = ContinueToken { v: "meta.k8s.io/v1".into(), rv, start: start.into() };
+    let t = ContinueToken {
+        v: "meta.k8s.io/v1".into(),
+        rv,
+        start: start.into(),
+    };
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&t).expect("JSON encodes"))
 }
 
 fn decode_token(token: &str) -> ApiResult<ContinueToken> {
-    let bad = || ApiError::bad_request("the continue token is not valid; start the list again without it");
-    let bytes = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request("the continue token is not valid; start the list again without it")
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| bad())?;
     serde_json::from_slice(&bytes).map_err(|_| bad())
 }
 
@@ -78,29 +97,48 @@ pub struct Listed {
 }
 
 /// Reads matching objects, page by page from the store, until `limit` match.
-pub async fn collect(state: &ApiState, t: &Target, params: &Params, filter: &Filter) -> ApiResult<Listed> {
+pub async fn collect(
+    state: &ApiState,
+    t: &Target,
+    params: &Params,
+    filter: &Filter,
+) -> ApiResult<Listed> {
     let limit = params.limit()?;
     let prefix = t.collection_prefix();
-    let (mut revision, mut start_after) = match params.continue_token.as_deref().filter(|c| !c.is_empty()) {
-        Some(token) => {
-            let tok = decode_token(token)?;
-            if !tok.start.starts_with(&prefix) {
-                return Err(ApiError::bad_request("the continue token belongs to another list"));
+    let (mut revision, mut start_after) =
+        match params.continue_token.as_deref().filter(|c| !c.is_empty()) {
+            Some(token) => {
+                let tok = decode_token(token)?;
+                if !tok.start.starts_with(&prefix) {
+                    return Err(ApiError::bad_request(
+                        "the continue token belongs to another list",
+                    ));
+                }
+                (Some(tok.rv), Some(tok.start))
             }
-            (Some(tok.rv), Some(tok.start))
-        }
-        None => {
-            let exact = params.resource_version_match.as_deref() == Some("Exact");
-            let rv = params.resource_version.as_deref().filter(|v| !v.is_empty() && *v != "0");
-            match (exact, rv) {
-                (true, Some(rv)) => (Some(rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?), None),
-                _ => (None, None),
+            None => {
+                let exact = params.resource_version_match.as_deref() == Some("Exact");
+                let rv = params
+                    .resource_version
+                    .as_deref()
+                    .filter(|v| !v.is_empty() && *v != "0");
+                match (exact, rv) {
+                    (true, Some(rv)) => (
+                        Some(rv.parse().map_err(|_| {
+                            ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
+                        })?),
+                        None,
+                    ),
+                    _ => (None, None),
+                }
             }
-        }
-    };
+        };
     let mut items = Vec::new();
     loop {
-        let page = limit.map(|l| (l - items.len()).max(1) * 2).unwrap_or(usize::MAX).min(5_000);
+        let page = limit
+            .map(|l| (l - items.len()).max(1) * 2)
+            .unwrap_or(usize::MAX)
+            .min(5_000);
         let resp = state
             .store
             .list(ListRequest { prefix: prefix.clone(), start_after: start_after.clone(), limit: Some(page), revision })
@@ -121,35 +159,72 @@ pub async fn collect(state: &ApiState, t: &Target, params: &Params, filter: &Fil
             }
             start_after = Some(kv.key.clone());
             if limit.is_some_and(|l| items.len() >= l) {
-                let more = resp.more || kv.key != resp.items.last().map(|k| k.key.clone()).unwrap_or_default();
+                let more = resp.more
+                    || kv.key != resp.items.last().map(|k| k.key.clone()).unwrap_or_default();
                 let token = more.then(|| encode_token(resp.revision, &kv.key));
-                return Ok(Listed { items, revision: resp.revision, continue_token: token });
+                return Ok(Listed {
+                    items,
+                    revision: resp.revision,
+                    continue_token: token,
+                });
             }
         }
         if !resp.more {
-            return Ok(Listed { items, revision: resp.revision, continue_token: None });
+            return Ok(Listed {
+                items,
+                revision: resp.revision,
+                continue_token: None,
+            });
         }
     }
 }
 
 /// The Table of `objects`: Kubernetes' columns for built-in kinds, the CRD's
 /// `additionalPrinterColumns` for custom ones.
-pub fn table(state: &ApiState, r: &ResourceInfo, objects: &[Value], include: IncludeObject, list_meta: &ListMeta) -> Value {
+pub fn table(
+    state: &ApiState,
+    r: &ResourceInfo,
+    objects: &[Value],
+    include: IncludeObject,
+    list_meta: &ListMeta,
+) -> Value {
     let now = jiff::Timestamp::now();
     match state.registry.custom_columns(r) {
-        Some(columns) => sextant_api::table::to_table_with_columns(&columns, &r.api_version(), &r.kind, objects, include, now, list_meta),
-        None => sextant_api::table::to_table(&r.api_version(), &r.kind, objects, include, now, list_meta),
+        Some(columns) => sextant_api::table::to_table_with_columns(
+            &columns,
+            &r.api_version(),
+            &r.kind,
+            objects,
+            include,
+            now,
+            list_meta,
+        ),
+        None => sextant_api::table::to_table(
+            &r.api_version(),
+            &r.kind,
+            objects,
+            include,
+            now,
+            list_meta,
+        ),
     }
 }
 
-pub async fn list(state: &ApiState, t: &Target, params: &Params, accept: Accept) -> ApiResult<Value> {
+pub async fn list(
+    state: &ApiState,
+    t: &Target,
+    params: &Params,
+    accept: Accept,
+) -> ApiResult<Value> {
     let filter = Filter::new(t, params)?;
     let listed = collect(state, t, params, &filter).await?;
     let r = &t.resource;
     Ok(match accept {
         Accept::Table => {
-            let include = IncludeObject::from_query(params.include_object.as_deref())
-                .ok_or_else(|| ApiError::bad_request("includeObject must be None, Metadata or Object"))?;
+            let include =
+                IncludeObject::from_query(params.include_object.as_deref()).ok_or_else(|| {
+                    ApiError::bad_request("includeObject must be None, Metadata or Object")
+                })?;
             let list_meta = ListMeta {
                 resource_version: Some(listed.revision.to_string()),
                 continue_: listed.continue_token,
@@ -168,12 +243,20 @@ pub async fn list(state: &ApiState, t: &Target, params: &Params, accept: Accept)
 }
 
 /// A single object in the form the client asked for.
-pub fn render_one(state: &ApiState, t: &Target, obj: Value, accept: Accept, params: &Params) -> ApiResult<Value> {
+pub fn render_one(
+    state: &ApiState,
+    t: &Target,
+    obj: Value,
+    accept: Accept,
+    params: &Params,
+) -> ApiResult<Value> {
     match (accept, t.subresource.as_deref()) {
         (Accept::Table, None) => {
             let r = &t.resource;
-            let include = IncludeObject::from_query(params.include_object.as_deref())
-                .ok_or_else(|| ApiError::bad_request("includeObject must be None, Metadata or Object"))?;
+            let include =
+                IncludeObject::from_query(params.include_object.as_deref()).ok_or_else(|| {
+                    ApiError::bad_request("includeObject must be None, Metadata or Object")
+                })?;
             let list_meta = ListMeta {
                 resource_version: objects::meta_str(&obj, "resourceVersion").map(str::to_owned),
                 ..Default::default()
@@ -192,7 +275,10 @@ mod tests {
     fn continue_tokens_round_trip_and_reject_garbage() {
         let t = encode_token(42, "/registry/core/pods/default/b");
         let back = decode_token(&t).unwrap();
-        assert_eq!((back.rv, back.start.as_str()), (42, "/registry/core/pods/default/b"));
+        assert_eq!(
+            (back.rv, back.start.as_str()),
+            (42, "/registry/core/pods/default/b")
+        );
         assert_eq!(decode_token("!!!").err().unwrap().code(), 400);
     }
 }

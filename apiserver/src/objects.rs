@@ -10,9 +10,7 @@
 //! were, for `fieldValidation=Strict` (400) or `Warn` (a `Warning` header).
 
 use serde_json::{Map, Value, json};
-use sextant_api::k8s_openapi::api::{
-    apps, batch, coordination, core, discovery, events, node,
-};
+use sextant_api::k8s_openapi::api::{apps, batch, coordination, core, discovery, events, node};
 use sextant_api::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use sextant_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sextant_api::resources::ResourceInfo;
@@ -24,23 +22,32 @@ use crate::request::FieldValidation;
 
 /// Now, as Kubernetes writes timestamps (RFC 3339, seconds, UTC).
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 pub fn meta(obj: &Value) -> &Map<String, Value> {
     static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-    obj.get("metadata").and_then(Value::as_object).unwrap_or_else(|| EMPTY.get_or_init(Map::new))
+    obj.get("metadata")
+        .and_then(Value::as_object)
+        .unwrap_or_else(|| EMPTY.get_or_init(Map::new))
 }
 
 pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }
-    obj["metadata"].as_object_mut().expect("metadata was just made an object")
+    obj["metadata"]
+        .as_object_mut()
+        .expect("metadata was just made an object")
 }
 
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    meta(obj).get(field).and_then(Value::as_str).filter(|s| !s.is_empty())
+    meta(obj)
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 pub fn name(obj: &Value) -> Option<&str> {
@@ -51,14 +58,19 @@ pub fn labels(obj: &Value) -> std::collections::BTreeMap<String, String> {
     meta(obj)
         .get("labels")
         .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Decodes a stored object and puts its resourceVersion back.
 pub fn from_store(kv: &KeyValue) -> ApiResult<Value> {
-    let mut obj: Value = serde_json::from_slice(&kv.value)
-        .map_err(|e| ApiError::Internal(format!("stored object {} does not decode: {e}", kv.key)))?;
+    let mut obj: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+        ApiError::Internal(format!("stored object {} does not decode: {e}", kv.key))
+    })?;
     meta_mut(&mut obj).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
     Ok(obj)
 }
@@ -85,7 +97,9 @@ pub fn resource_version(obj: &Value) -> ApiResult<Option<u64>> {
     match meta_str(obj, "resourceVersion") {
         None => Ok(None),
         Some(rv) => rv.parse().map(Some).map_err(|_| {
-            ApiError::bad_request(format!("metadata.resourceVersion {rv:?} is not one this server handed out"))
+            ApiError::bad_request(format!(
+                "metadata.resourceVersion {rv:?} is not one this server handed out"
+            ))
         }),
     }
 }
@@ -116,7 +130,9 @@ pub fn check_type(obj: &mut Value, resource: &ResourceInfo) -> ApiResult<()> {
 }
 
 /// Decodes into `T` and back; returns the normalised object and the fields `T` dropped.
-fn roundtrip<T: serde::de::DeserializeOwned + serde::Serialize>(obj: &Value) -> ApiResult<(Value, Vec<String>)> {
+fn roundtrip<T: serde::de::DeserializeOwned + serde::Serialize>(
+    obj: &Value,
+) -> ApiResult<(Value, Vec<String>)> {
     let typed: T = serde_json::from_value(obj.clone())
         .map_err(|e| ApiError::bad_request(format!("the object does not decode: {e}")))?;
     let back = serde_json::to_value(&typed).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -129,7 +145,11 @@ fn dropped_fields(orig: &Value, back: &Value, path: &str, out: &mut Vec<String>)
     match (orig, back) {
         (Value::Object(o), Value::Object(b)) => {
             for (k, v) in o {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match b.get(k) {
                     Some(bv) => dropped_fields(v, bv, &p, out),
                     None if !v.is_null() => out.push(p),
@@ -148,11 +168,20 @@ fn dropped_fields(orig: &Value, back: &Value, path: &str, out: &mut Vec<String>)
 
 /// Normalises a built-in object through its Rust type, and a custom resource through its
 /// CRD's schema (`schema`); a custom resource without one passes unchanged.
-pub fn normalize(resource: &ResourceInfo, obj: &Value, schema: Option<&Value>) -> ApiResult<(Value, Vec<String>)> {
+pub fn normalize(
+    resource: &ResourceInfo,
+    obj: &Value,
+    schema: Option<&Value>,
+) -> ApiResult<(Value, Vec<String>)> {
     if let Some(schema) = schema {
         let mut pruned = obj.clone();
         let checked = sextant_api::schema::check(schema, &mut pruned);
-        sextant_api::Error::check_invalid(&resource.group, &resource.kind, name(obj).unwrap_or(""), checked.errors)?;
+        sextant_api::Error::check_invalid(
+            &resource.group,
+            &resource.kind,
+            name(obj).unwrap_or(""),
+            checked.errors,
+        )?;
         return Ok((pruned, checked.unknown));
     }
     macro_rules! kinds {
@@ -200,33 +229,62 @@ pub fn validate(
     if !unknown.is_empty() {
         match validation {
             FieldValidation::Strict => {
-                let list = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect::<Vec<_>>().join(", ");
+                let list = unknown
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 return Err(ApiError::bad_request(format!(
                     "strict decoding error: {list}; remove the field{} or check the spelling against `kubectl explain {}`",
                     if unknown.len() == 1 { "" } else { "s" },
                     resource.plural
                 )));
             }
-            FieldValidation::Warn => warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\""))),
+            FieldValidation::Warn => {
+                warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")))
+            }
             FieldValidation::Ignore => {}
         }
     }
-    let object_meta: ObjectMeta = serde_json::from_value(normalized.get("metadata").cloned().unwrap_or(json!({})))
-        .map_err(|e| ApiError::bad_request(format!("metadata does not decode: {e}")))?;
-    let errors = validate_object_meta(&object_meta, resource.namespaced, NameRule::for_kind(&resource.group, &resource.kind));
-    sextant_api::Error::check_invalid(&resource.group, &resource.kind, name(obj).unwrap_or(""), errors)?;
+    let object_meta: ObjectMeta =
+        serde_json::from_value(normalized.get("metadata").cloned().unwrap_or(json!({})))
+            .map_err(|e| ApiError::bad_request(format!("metadata does not decode: {e}")))?;
+    let errors = validate_object_meta(
+        &object_meta,
+        resource.namespaced,
+        NameRule::for_kind(&resource.group, &resource.kind),
+    );
+    sextant_api::Error::check_invalid(
+        &resource.group,
+        &resource.kind,
+        name(obj).unwrap_or(""),
+        errors,
+    )?;
     Ok((normalized, warnings))
 }
 
 /// Sets (or replaces) a condition in `status.conditions`.
-pub fn set_condition(obj: &mut Value, kind: &str, status: &str, reason: Option<&str>, message: Option<&str>) {
+pub fn set_condition(
+    obj: &mut Value,
+    kind: &str,
+    status: &str,
+    reason: Option<&str>,
+    message: Option<&str>,
+) {
     if !obj.get("status").is_some_and(Value::is_object) {
         obj["status"] = json!({});
     }
     let now = now_rfc3339();
-    let conditions = obj["status"].as_object_mut().expect("status is an object").entry("conditions").or_insert_with(|| json!([]));
-    let Some(list) = conditions.as_array_mut() else { return };
-    let mut cond = json!({"type": kind, "status": status, "lastTransitionTime": now, "lastProbeTime": null});
+    let conditions = obj["status"]
+        .as_object_mut()
+        .expect("status is an object")
+        .entry("conditions")
+        .or_insert_with(|| json!([]));
+    let Some(list) = conditions.as_array_mut() else {
+        return;
+    };
+    let mut cond =
+        json!({"type": kind, "status": status, "lastTransitionTime": now, "lastProbeTime": null});
     if let Some(r) = reason {
         cond["reason"] = json!(r);
     }
@@ -249,7 +307,10 @@ mod tests {
     use super::*;
 
     fn pods() -> ResourceInfo {
-        sextant_api::resources::builtin().into_iter().find(|r| r.plural == "pods").unwrap()
+        sextant_api::resources::builtin()
+            .into_iter()
+            .find(|r| r.plural == "pods")
+            .unwrap()
     }
 
     #[test]
@@ -257,7 +318,13 @@ mod tests {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
             "spec": {"containers": [{"name": "c", "image": "i", "colour": "red"}], "bogus": 1}});
         let (norm, warnings) = validate(&pods(), &pod, FieldValidation::Warn, None).unwrap();
-        assert_eq!(warnings, vec!["unknown field \"spec.bogus\"", "unknown field \"spec.containers[0].colour\""]);
+        assert_eq!(
+            warnings,
+            vec![
+                "unknown field \"spec.bogus\"",
+                "unknown field \"spec.containers[0].colour\""
+            ]
+        );
         assert!(norm["spec"].get("bogus").is_none());
         let err = validate(&pods(), &pod, FieldValidation::Strict, None).unwrap_err();
         assert_eq!(err.code(), 400);
@@ -267,7 +334,12 @@ mod tests {
     #[test]
     fn wrong_types_and_bad_names_are_refused() {
         let pod = json!({"metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": "nope"}});
-        assert_eq!(validate(&pods(), &pod, FieldValidation::Warn, None).unwrap_err().code(), 400);
+        assert_eq!(
+            validate(&pods(), &pod, FieldValidation::Warn, None)
+                .unwrap_err()
+                .code(),
+            400
+        );
         let pod = json!({"metadata": {"name": "Bad_Name", "namespace": "default"}, "spec": {"containers": []}});
         let err = validate(&pods(), &pod, FieldValidation::Warn, None).unwrap_err();
         assert_eq!(err.code(), 422);

@@ -38,10 +38,16 @@ impl Cache {
             return Ok(b.clone());
         }
         let built = tokio::task::spawn_blocking(move || {
-            let crds: Vec<(ResourceInfo, serde_json::Value)> =
-                custom.iter().map(|c| (c.info.clone(), c.schema.clone())).collect();
+            let crds: Vec<(ResourceInfo, serde_json::Value)> = custom
+                .iter()
+                .map(|c| (c.info.clone(), c.schema.clone()))
+                .collect();
             let docs = Documents::build(&resources, &crds);
-            Built { resources, custom, docs }
+            Built {
+                resources,
+                custom,
+                docs,
+            }
         })
         .await
         .map_err(|e| ApiError::Internal(format!("building the OpenAPI documents failed: {e}")))?;
@@ -53,7 +59,10 @@ impl Cache {
 
 fn json_bytes(r: &Rendered) -> Response {
     let mut resp = Bytes::from(r.bytes.clone()).into_response();
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Ok(e) = HeaderValue::from_str(&format!("\"{}\"", r.hash)) {
         resp.headers_mut().insert(http::header::ETAG, e);
     }
@@ -71,8 +80,10 @@ fn accepts_json(headers: &http::HeaderMap) -> bool {
 
 pub async fn v2(State(state): State<ApiState>, headers: http::HeaderMap) -> Response {
     if !accepts_json(&headers) {
-        return ApiError::NotAcceptable { message: "the OpenAPI v2 document is served as application/json only".into() }
-            .into_response();
+        return ApiError::NotAcceptable {
+            message: "the OpenAPI v2 document is served as application/json only".into(),
+        }
+        .into_response();
     }
     match state.openapi.get(&state).await {
         Ok(b) => json_bytes(&b.docs.v2),
@@ -91,7 +102,10 @@ pub async fn v3_document(State(state): State<ApiState>, Path(path): Path<String>
     match state.openapi.get(&state).await {
         Ok(b) => match b.docs.group_version(path.trim_end_matches('/')) {
             Some(r) => json_bytes(r),
-            None => ApiError::NoResource { hint: Some(format!("no OpenAPI document for {path}")) }.into_response(),
+            None => ApiError::NoResource {
+                hint: Some(format!("no OpenAPI document for {path}")),
+            }
+            .into_response(),
         },
         Err(e) => e.into_response(),
     }

@@ -24,23 +24,33 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { resources: Arc::new(RwLock::new(resources::builtin())), custom: Arc::default() }
+        Registry {
+            resources: Arc::new(RwLock::new(resources::builtin())),
+            custom: Arc::default(),
+        }
     }
 }
 
 impl Registry {
     pub fn all(&self) -> Vec<ResourceInfo> {
-        self.resources.read().expect("registry lock poisoned").clone()
+        self.resources
+            .read()
+            .expect("registry lock poisoned")
+            .clone()
     }
 
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<ResourceInfo> {
         let all = self.resources.read().expect("registry lock poisoned");
-        all.iter().find(|r| r.group == group && r.version == version && r.plural == plural).cloned()
+        all.iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .cloned()
     }
 
     pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<ResourceInfo> {
         let all = self.resources.read().expect("registry lock poisoned");
-        all.iter().find(|r| r.api_version() == api_version && r.kind == kind).cloned()
+        all.iter()
+            .find(|r| r.api_version() == api_version && r.kind == kind)
+            .cloned()
     }
 
     /// Group names in discovery order (core first is implied and not listed here).
@@ -66,7 +76,10 @@ impl Registry {
         let mut kept = Vec::new();
         for c in custom {
             let r = &c.info;
-            if !all.iter().any(|b| b.group == r.group && b.version == r.version && b.plural == r.plural) {
+            if !all
+                .iter()
+                .any(|b| b.group == r.group && b.version == r.version && b.plural == r.plural)
+            {
                 all.push(r.clone());
                 kept.push(c);
             }
@@ -82,12 +95,19 @@ impl Registry {
     /// The schema a custom resource's CRD declares, `None` for a built-in one.
     pub fn custom_schema(&self, r: &ResourceInfo) -> Option<Value> {
         let custom = self.custom.read().expect("registry lock poisoned");
-        custom.iter().find(|c| c.info == *r).map(|c| c.schema.clone()).filter(|s| s.is_object())
+        custom
+            .iter()
+            .find(|c| c.info == *r)
+            .map(|c| c.schema.clone())
+            .filter(|s| s.is_object())
     }
 
     /// The printer columns of a custom resource, `None` for a built-in one.
     pub fn custom_columns(&self, r: &ResourceInfo) -> Option<Vec<CustomResourceColumnDefinition>> {
         let custom = self.custom.read().expect("registry lock poisoned");
-        custom.iter().find(|c| c.info == *r).map(|c| c.columns.clone())
+        custom
+            .iter()
+            .find(|c| c.info == *r)
+            .map(|c| c.columns.clone())
     }
 }

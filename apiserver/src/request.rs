@@ -21,7 +21,10 @@ pub struct Target {
 impl Target {
     /// The store key of the addressed object.
     pub fn key(&self) -> ApiResult<String> {
-        let name = self.name.as_deref().ok_or_else(|| ApiError::bad_request("a name is required"))?;
+        let name = self
+            .name
+            .as_deref()
+            .ok_or_else(|| ApiError::bad_request("a name is required"))?;
         Ok(object_key(&self.resource, self.namespace.as_deref(), name))
     }
 
@@ -50,7 +53,12 @@ pub fn object_key(resource: &ResourceInfo, namespace: Option<&str>, name: &str) 
 const NAMESPACE_SUBRESOURCES: &[&str] = &["status", "finalize"];
 
 /// Resolves the segments after the group-version.
-pub fn resolve(registry: &Registry, group: &str, version: &str, segs: &[&str]) -> ApiResult<Target> {
+pub fn resolve(
+    registry: &Registry,
+    group: &str,
+    version: &str,
+    segs: &[&str],
+) -> ApiResult<Target> {
     let (namespace, rest) = match segs {
         ["namespaces", ns, plural, rest @ ..] if !NAMESPACE_SUBRESOURCES.contains(plural) => {
             (Some((*ns).to_owned()), [&[*plural][..], rest].concat())
@@ -63,16 +71,29 @@ pub fn resolve(registry: &Registry, group: &str, version: &str, segs: &[&str]) -
         [plural, name, sub] => (*plural, Some(*name), Some(*sub)),
         _ => return Err(ApiError::NoResource { hint: None }),
     };
-    let resource = registry.lookup(group, version, plural).ok_or_else(|| ApiError::NoResource {
-        hint: Some(format!("no resource \"{plural}\" in {}", if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") })),
-    })?;
+    let resource = registry
+        .lookup(group, version, plural)
+        .ok_or_else(|| ApiError::NoResource {
+            hint: Some(format!(
+                "no resource \"{plural}\" in {}",
+                if group.is_empty() {
+                    version.to_owned()
+                } else {
+                    format!("{group}/{version}")
+                }
+            )),
+        })?;
     if namespace.is_some() && !resource.namespaced {
-        return Err(ApiError::NoResource { hint: Some(format!("{plural} are not namespaced")) });
+        return Err(ApiError::NoResource {
+            hint: Some(format!("{plural} are not namespaced")),
+        });
     }
     if let Some(sub) = sub
         && !resource.has_subresource(sub)
     {
-        return Err(ApiError::NoResource { hint: Some(format!("{plural} have no subresource \"{sub}\"")) });
+        return Err(ApiError::NoResource {
+            hint: Some(format!("{plural} have no subresource \"{sub}\"")),
+        });
     }
     Ok(Target {
         resource,
@@ -114,7 +135,8 @@ fn truthy(v: &Option<String>) -> bool {
 
 impl Params {
     pub fn parse(query: Option<&str>) -> ApiResult<Params> {
-        serde_urlencoded::from_str(query.unwrap_or("")).map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))
+        serde_urlencoded::from_str(query.unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))
     }
 
     pub fn is_watch(&self) -> bool {
@@ -126,14 +148,18 @@ impl Params {
     }
 
     pub fn send_initial_events(&self) -> Option<bool> {
-        self.send_initial_events.as_ref().map(|_| truthy(&self.send_initial_events))
+        self.send_initial_events
+            .as_ref()
+            .map(|_| truthy(&self.send_initial_events))
     }
 
     pub fn dry_run(&self) -> ApiResult<bool> {
         match self.dry_run.as_deref() {
             None | Some("") => Ok(false),
             Some("All") => Ok(true),
-            Some(other) => Err(ApiError::bad_request(format!("unsupported dryRun value {other:?}: the only supported value is \"All\""))),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "unsupported dryRun value {other:?}: the only supported value is \"All\""
+            ))),
         }
     }
 
@@ -144,12 +170,18 @@ impl Params {
     fn number<T: std::str::FromStr>(name: &str, v: &Option<String>) -> ApiResult<Option<T>> {
         v.as_deref()
             .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<T>().map_err(|_| ApiError::bad_request(format!("{name} must be a number, got {s:?}"))))
+            .map(|s| {
+                s.parse::<T>().map_err(|_| {
+                    ApiError::bad_request(format!("{name} must be a number, got {s:?}"))
+                })
+            })
             .transpose()
     }
 
     pub fn limit(&self) -> ApiResult<Option<usize>> {
-        Ok(Self::number::<i64>("limit", &self.limit)?.filter(|l| *l > 0).map(|l| l as usize))
+        Ok(Self::number::<i64>("limit", &self.limit)?
+            .filter(|l| *l > 0)
+            .map(|l| l as usize))
     }
 
     pub fn timeout_seconds(&self) -> ApiResult<Option<u64>> {
@@ -187,13 +219,33 @@ mod tests {
     #[test]
     fn paths_resolve_like_kubernetes() {
         let reg = Registry::default();
-        let t = resolve(&reg, "", "v1", &["namespaces", "default", "pods", "web", "log"]).unwrap();
-        assert_eq!((t.resource.plural.as_str(), t.namespace.as_deref(), t.name.as_deref(), t.subresource.as_deref()),
-            ("pods", Some("default"), Some("web"), Some("log")));
+        let t = resolve(
+            &reg,
+            "",
+            "v1",
+            &["namespaces", "default", "pods", "web", "log"],
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                t.resource.plural.as_str(),
+                t.namespace.as_deref(),
+                t.name.as_deref(),
+                t.subresource.as_deref()
+            ),
+            ("pods", Some("default"), Some("web"), Some("log"))
+        );
         assert_eq!(t.key().unwrap(), "/registry/core/pods/default/web");
 
         let t = resolve(&reg, "", "v1", &["namespaces", "kube-system", "status"]).unwrap();
-        assert_eq!((t.resource.plural.as_str(), t.name.as_deref(), t.subresource.as_deref()), ("namespaces", Some("kube-system"), Some("status")));
+        assert_eq!(
+            (
+                t.resource.plural.as_str(),
+                t.name.as_deref(),
+                t.subresource.as_deref()
+            ),
+            ("namespaces", Some("kube-system"), Some("status"))
+        );
 
         let t = resolve(&reg, "", "v1", &["pods"]).unwrap();
         assert_eq!((t.namespace.as_deref(), t.name.as_deref()), (None, None));
@@ -202,19 +254,30 @@ mod tests {
         let t = resolve(&reg, "apps", "v1", &["namespaces", "x", "deployments"]).unwrap();
         assert_eq!(t.collection_prefix(), "/registry/apps/deployments/x/");
 
-        assert!(resolve(&reg, "", "v1", &["namespaces", "x", "nodes"]).is_err(), "nodes are cluster-scoped");
+        assert!(
+            resolve(&reg, "", "v1", &["namespaces", "x", "nodes"]).is_err(),
+            "nodes are cluster-scoped"
+        );
         assert!(resolve(&reg, "", "v1", &["widgets"]).is_err());
         assert!(resolve(&reg, "", "v1", &["pods", "a", "scale"]).is_err());
     }
 
     #[test]
     fn query_parameters() {
-        let p = Params::parse(Some("watch=true&resourceVersion=10&labelSelector=app%3Dweb&limit=5&continue=abc")).unwrap();
+        let p = Params::parse(Some(
+            "watch=true&resourceVersion=10&labelSelector=app%3Dweb&limit=5&continue=abc",
+        ))
+        .unwrap();
         assert!(p.is_watch());
         assert_eq!(p.limit().unwrap(), Some(5));
         assert_eq!(p.label_selector.as_deref(), Some("app=web"));
         assert_eq!(p.continue_token.as_deref(), Some("abc"));
-        assert!(Params::parse(Some("dryRun=Some")).unwrap().dry_run().is_err());
+        assert!(
+            Params::parse(Some("dryRun=Some"))
+                .unwrap()
+                .dry_run()
+                .is_err()
+        );
         assert!(Params::parse(Some("limit=x")).unwrap().limit().is_err());
     }
 }

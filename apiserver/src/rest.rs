@@ -53,7 +53,11 @@ fn not_found(t: &Target) -> ApiError {
 
 /// Reads the addressed object (linearizable) with its revision.
 pub(crate) async fn current(state: &ApiState, t: &Target) -> ApiResult<(Value, u64)> {
-    let kv = state.store.get(&t.key()?).await?.ok_or_else(|| not_found(t))?;
+    let kv = state
+        .store
+        .get(&t.key()?)
+        .await?
+        .ok_or_else(|| not_found(t))?;
     Ok((objects::from_store_as(&t.resource, &kv)?, kv.mod_revision))
 }
 
@@ -63,30 +67,55 @@ pub(crate) fn is_pod(r: &ResourceInfo) -> bool {
 
 // ----- create -----
 
-pub async fn create(state: &ApiState, t: &Target, params: &Params, body_type: BodyType, bytes: &[u8]) -> ApiResult<ObjectResponse> {
+pub async fn create(
+    state: &ApiState,
+    t: &Target,
+    params: &Params,
+    body_type: BodyType,
+    bytes: &[u8],
+) -> ApiResult<ObjectResponse> {
     if let Some(sub) = &t.subresource {
         return match sub.as_str() {
             "binding" => subresources::bind(state, t, body::decode_object(body_type, bytes)?).await,
-            "eviction" => subresources::evict(state, t, body::decode_object(body_type, bytes)?).await,
-            "token" => subresources::request_token(state, t, body::decode_object(body_type, bytes)?).await,
+            "eviction" => {
+                subresources::evict(state, t, body::decode_object(body_type, bytes)?).await
+            }
+            "token" => {
+                subresources::request_token(state, t, body::decode_object(body_type, bytes)?).await
+            }
             _ => Err(ApiError::MethodNotAllowed),
         };
     }
     if t.name.is_some() {
         return Err(ApiError::MethodNotAllowed);
     }
-    create_object(state, t, params, body::decode_object(body_type, bytes)?, false).await
+    create_object(
+        state,
+        t,
+        params,
+        body::decode_object(body_type, bytes)?,
+        false,
+    )
+    .await
 }
 
 /// Creates `obj` in the collection `t`. `applied`: it comes from server-side apply, which has
 /// already recorded its manager.
-pub(crate) async fn create_object(state: &ApiState, t: &Target, params: &Params, mut obj: Value, applied: bool) -> ApiResult<ObjectResponse> {
+pub(crate) async fn create_object(
+    state: &ApiState,
+    t: &Target,
+    params: &Params,
+    mut obj: Value,
+    applied: bool,
+) -> ApiResult<ObjectResponse> {
     let r = &t.resource;
     objects::check_type(&mut obj, r)?;
     let dry_run = params.dry_run()?;
     // Namespace from the URL; a different one in the body is an error.
     if r.namespaced {
-        let ns = t.namespace.clone().ok_or_else(|| ApiError::bad_request(format!("{} must be created in a namespace", r.plural)))?;
+        let ns = t.namespace.clone().ok_or_else(|| {
+            ApiError::bad_request(format!("{} must be created in a namespace", r.plural))
+        })?;
         match meta_str(&obj, "namespace") {
             Some(body_ns) if body_ns != ns => {
                 return Err(ApiError::bad_request(
@@ -111,23 +140,45 @@ pub(crate) async fn create_object(state: &ApiState, t: &Target, params: &Params,
     crate::admission::default_on_create(r, &mut obj);
     if is_pod(r) {
         let ns = t.namespace.clone().unwrap_or_default();
-        crate::admission::admit_pod(state, &ns, &mut obj).await.map_err(|e| match e {
-            // As Kubernetes words an admission refusal: `pods "web" is forbidden: …`.
-            ApiError::Forbidden { message } => ApiError::Forbidden {
-                message: format!("pods \"{}\" is forbidden: {message}", objects::name(&obj).unwrap_or("")),
-            },
-            other => other,
-        })?;
+        crate::admission::admit_pod(state, &ns, &mut obj)
+            .await
+            .map_err(|e| match e {
+                // As Kubernetes words an admission refusal: `pods "web" is forbidden: …`.
+                ApiError::Forbidden { message } => ApiError::Forbidden {
+                    message: format!(
+                        "pods \"{}\" is forbidden: {message}",
+                        objects::name(&obj).unwrap_or("")
+                    ),
+                },
+                other => other,
+            })?;
     }
-    let (obj, warnings) = objects::validate(r, &obj, params.field_validation()?, state.registry.custom_schema(r).as_ref())?;
-    let obj = if applied { obj } else { record_manager(r, None, obj, params) };
+    let (obj, warnings) = objects::validate(
+        r,
+        &obj,
+        params.field_validation()?,
+        state.registry.custom_schema(r).as_ref(),
+    )?;
+    let obj = if applied {
+        obj
+    } else {
+        record_manager(r, None, obj, params)
+    };
     let name = objects::name(&obj).unwrap_or_default().to_owned();
     let key = crate::request::object_key(r, t.namespace.as_deref(), &name);
     if dry_run {
         if state.store.get(&key).await?.is_some() {
-            return Err(ApiError::AlreadyExists { group: r.group.clone(), kind_plural: r.plural.clone(), name });
+            return Err(ApiError::AlreadyExists {
+                group: r.group.clone(),
+                kind_plural: r.plural.clone(),
+                name,
+            });
         }
-        return Ok(ObjectResponse { code: StatusCode::CREATED, object: obj, warnings });
+        return Ok(ObjectResponse {
+            code: StatusCode::CREATED,
+            object: obj,
+            warnings,
+        });
     }
     let rev = state
         .store
@@ -136,7 +187,11 @@ pub(crate) async fn create_object(state: &ApiState, t: &Target, params: &Params,
         .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, &name))?;
     let mut obj = obj;
     meta_mut(&mut obj).insert("resourceVersion".into(), json!(rev.to_string()));
-    Ok(ObjectResponse { code: StatusCode::CREATED, object: obj, warnings })
+    Ok(ObjectResponse {
+        code: StatusCode::CREATED,
+        object: obj,
+        warnings,
+    })
 }
 
 /// A uniform draw below `n`, for generated names.
@@ -149,7 +204,12 @@ fn prepare_create(r: &ResourceInfo, obj: &mut Value) {
     let m = meta_mut(obj);
     m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     m.insert("creationTimestamp".into(), json!(now_rfc3339()));
-    for server_owned in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+    for server_owned in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
         m.remove(server_owned);
     }
     if obj.get("spec").is_some() {
@@ -180,14 +240,22 @@ pub async fn get(state: &ApiState, t: &Target) -> ApiResult<Value> {
 
 // ----- update -----
 
-pub async fn update(state: &ApiState, t: &Target, params: &Params, body_type: BodyType, bytes: &[u8]) -> ApiResult<ObjectResponse> {
+pub async fn update(
+    state: &ApiState,
+    t: &Target,
+    params: &Params,
+    body_type: BodyType,
+    bytes: &[u8],
+) -> ApiResult<ObjectResponse> {
     let mut new = body::decode_object(body_type, bytes)?;
     if t.subresource.as_deref() == Some("scale") {
         return subresources::update_scale(state, t, params, new).await;
     }
     objects::check_type(&mut new, &t.resource)?;
     if objects::name(&new).is_some_and(|n| Some(n) != t.name.as_deref()) {
-        return Err(ApiError::bad_request("the name of the object does not match the name on the URL"));
+        return Err(ApiError::bad_request(
+            "the name of the object does not match the name on the URL",
+        ));
     }
     let (old, rev) = current(state, t).await?;
     let sent = objects::resource_version(&new)?;
@@ -209,7 +277,14 @@ pub(crate) fn conflict(t: &Target) -> ApiError {
 }
 
 /// Merges what the client may change into the stored object and writes it with a CAS on `rev`.
-pub(crate) async fn write_update(state: &ApiState, t: &Target, params: &Params, old: Value, rev: u64, new: Value) -> ApiResult<ObjectResponse> {
+pub(crate) async fn write_update(
+    state: &ApiState,
+    t: &Target,
+    params: &Params,
+    old: Value,
+    rev: u64,
+    new: Value,
+) -> ApiResult<ObjectResponse> {
     write_update_as(state, t, params, old, rev, new, false).await
 }
 
@@ -248,7 +323,14 @@ pub(crate) async fn write_update_as(
         }
     }
     // Server-owned metadata is kept from the stored object.
-    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name"] {
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "namespace",
+        "name",
+    ] {
         match objects::meta(&old).get(field).cloned() {
             Some(v) => {
                 meta_mut(&mut new).insert(field.into(), v);
@@ -258,7 +340,9 @@ pub(crate) async fn write_update_as(
             }
         }
     }
-    let old_gen = objects::meta(&old).get("generation").and_then(Value::as_i64);
+    let old_gen = objects::meta(&old)
+        .get("generation")
+        .and_then(Value::as_i64);
     let generation = match (old_gen, old.get("spec") != new.get("spec")) {
         (Some(g), true) => Some(g + 1),
         (Some(g), false) => Some(g),
@@ -273,36 +357,74 @@ pub(crate) async fn write_update_as(
             meta_mut(&mut new).remove("generation");
         }
     }
-    let (new, warnings) = objects::validate(r, &new, params.field_validation()?, state.registry.custom_schema(r).as_ref())?;
-    let new = if applied { new } else { record_manager(r, Some(&old), new, params) };
+    let (new, warnings) = objects::validate(
+        r,
+        &new,
+        params.field_validation()?,
+        state.registry.custom_schema(r).as_ref(),
+    )?;
+    let new = if applied {
+        new
+    } else {
+        record_manager(r, Some(&old), new, params)
+    };
     if params.dry_run()? {
-        return Ok(ObjectResponse { code: StatusCode::OK, object: new, warnings });
+        return Ok(ObjectResponse {
+            code: StatusCode::OK,
+            object: new,
+            warnings,
+        });
     }
     let key = t.key()?;
     // The last finalizer gone from an object being deleted: the object goes.
-    let finished = objects::meta(&new).contains_key("deletionTimestamp") && pending_finalizers(r, &new) == 0;
+    let finished =
+        objects::meta(&new).contains_key("deletionTimestamp") && pending_finalizers(r, &new) == 0;
     if finished && !(is_pod(r) && grace_pending(&new)) {
         state
             .store
-            .txn(vec![Op::Delete { key, precondition: Precondition::Revision(rev) }])
+            .txn(vec![Op::Delete {
+                key,
+                precondition: Precondition::Revision(rev),
+            }])
             .await
-            .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or("")))?;
-        return Ok(ObjectResponse { code: StatusCode::OK, object: new, warnings });
+            .map_err(|e| {
+                ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or(""))
+            })?;
+        return Ok(ObjectResponse {
+            code: StatusCode::OK,
+            object: new,
+            warnings,
+        });
     }
     let rev = state
         .store
-        .put(key, objects::to_store_as(r, &new), Precondition::Revision(rev))
+        .put(
+            key,
+            objects::to_store_as(r, &new),
+            Precondition::Revision(rev),
+        )
         .await
-        .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or("")))?;
+        .map_err(|e| {
+            ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or(""))
+        })?;
     let mut new = new;
     meta_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
-    Ok(ObjectResponse { code: StatusCode::OK, object: new, warnings })
+    Ok(ObjectResponse {
+        code: StatusCode::OK,
+        object: new,
+        warnings,
+    })
 }
 
 fn pending_finalizers(r: &ResourceInfo, obj: &Value) -> usize {
-    let meta = objects::meta(obj).get("finalizers").and_then(Value::as_array).map_or(0, Vec::len);
+    let meta = objects::meta(obj)
+        .get("finalizers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
     let ns = if r.group.is_empty() && r.kind == "Namespace" {
-        obj.pointer("/spec/finalizers").and_then(Value::as_array).map_or(0, Vec::len)
+        obj.pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
     } else {
         0
     };
@@ -311,20 +433,34 @@ fn pending_finalizers(r: &ResourceInfo, obj: &Value) -> usize {
 
 /// A pod being deleted gracefully stays until its node agent has stopped it.
 fn grace_pending(pod: &Value) -> bool {
-    let bound = pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-    let grace = objects::meta(pod).get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
+    let bound = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let grace = objects::meta(pod)
+        .get("deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     bound && grace > 0
 }
 
 // ----- patch -----
 
-pub async fn patch(state: &ApiState, t: &Target, params: &Params, body_type: BodyType, bytes: &[u8]) -> ApiResult<ObjectResponse> {
+pub async fn patch(
+    state: &ApiState,
+    t: &Target,
+    params: &Params,
+    body_type: BodyType,
+    bytes: &[u8],
+) -> ApiResult<ObjectResponse> {
     use sextant_api::patch::{PatchType, TypeRef};
     let patch_type = match body_type {
         BodyType::JsonPatch => PatchType::Json,
         BodyType::MergePatch => PatchType::Merge,
         BodyType::StrategicMergePatch => PatchType::Strategic,
-        BodyType::ApplyPatch => return crate::apply::server_side_apply(state, t, params, bytes).await,
+        BodyType::ApplyPatch => {
+            return crate::apply::server_side_apply(state, t, params, bytes).await;
+        }
         BodyType::Json | BodyType::Yaml | BodyType::Protobuf => {
             return Err(ApiError::UnsupportedMediaType {
                 message: "a PATCH needs a patch content type: application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json".into(),
@@ -342,8 +478,13 @@ pub async fn patch(state: &ApiState, t: &Target, params: &Params, body_type: Bod
     let mut attempt = 0;
     loop {
         let (old, rev) = current(state, t).await?;
-        let base = if t.subresource.as_deref() == Some("scale") { subresources::to_scale(&old) } else { old.clone() };
-        let patched = sextant_api::patch::apply(&kind, &base, patch_type, bytes).map_err(patch_error)?;
+        let base = if t.subresource.as_deref() == Some("scale") {
+            subresources::to_scale(&old)
+        } else {
+            old.clone()
+        };
+        let patched =
+            sextant_api::patch::apply(&kind, &base, patch_type, bytes).map_err(patch_error)?;
         let result = if t.subresource.as_deref() == Some("scale") {
             subresources::apply_scale(state, t, params, old, rev, &patched).await
         } else {
@@ -363,7 +504,12 @@ pub async fn patch(state: &ApiState, t: &Target, params: &Params, body_type: Bod
 }
 
 /// Records `manager` as the owner of the fields this write changes (`metadata.managedFields`).
-pub(crate) fn record_manager(r: &ResourceInfo, old: Option<&Value>, new: Value, params: &Params) -> Value {
+pub(crate) fn record_manager(
+    r: &ResourceInfo,
+    old: Option<&Value>,
+    new: Value,
+    params: &Params,
+) -> Value {
     let api_version = r.api_version();
     let kind = sextant_api::patch::TypeRef::new(&api_version, &r.kind);
     let manager = params.field_manager.as_deref().unwrap_or("unknown");
@@ -372,16 +518,27 @@ pub(crate) fn record_manager(r: &ResourceInfo, old: Option<&Value>, new: Value, 
 
 fn patch_error(e: sextant_api::patch::PatchError) -> ApiError {
     match e.code() {
-        415 => ApiError::UnsupportedMediaType { message: e.to_string() },
-        413 => ApiError::TooLarge { limit: crate::body::MAX_BODY },
-        422 => ApiError::Unprocessable { message: e.to_string() },
+        415 => ApiError::UnsupportedMediaType {
+            message: e.to_string(),
+        },
+        413 => ApiError::TooLarge {
+            limit: crate::body::MAX_BODY,
+        },
+        422 => ApiError::Unprocessable {
+            message: e.to_string(),
+        },
         _ => ApiError::bad_request(e.to_string()),
     }
 }
 
 // ----- delete -----
 
-pub async fn delete(state: &ApiState, t: &Target, params: &Params, bytes: &[u8]) -> ApiResult<ObjectResponse> {
+pub async fn delete(
+    state: &ApiState,
+    t: &Target,
+    params: &Params,
+    bytes: &[u8],
+) -> ApiResult<ObjectResponse> {
     let opts: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -396,10 +553,15 @@ pub async fn delete(state: &ApiState, t: &Target, params: &Params, bytes: &[u8])
             group: r.group.clone(),
             kind_plural: r.plural.clone(),
             name: t.name.clone().unwrap_or_default(),
-            detail: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&obj, "uid").unwrap_or("")),
+            detail: format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta_str(&obj, "uid").unwrap_or("")
+            ),
         });
     }
-    if let Some(want) = opts.pointer("/preconditions/resourceVersion").and_then(Value::as_str)
+    if let Some(want) = opts
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
         && want != rev.to_string()
     {
         return Err(conflict(t));
@@ -409,7 +571,9 @@ pub async fn delete(state: &ApiState, t: &Target, params: &Params, bytes: &[u8])
         .or_else(|| opts.get("gracePeriodSeconds").and_then(Value::as_i64))
         .unwrap_or_else(|| {
             if is_pod(r) {
-                obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30)
+                obj.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(30)
             } else {
                 0
             }
@@ -418,9 +582,16 @@ pub async fn delete(state: &ApiState, t: &Target, params: &Params, bytes: &[u8])
     let policy = params
         .propagation_policy
         .clone()
-        .or_else(|| opts.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned))
         .or_else(|| {
-            let orphan = params.orphan_dependents.as_deref().map(|v| v == "true")
+            opts.get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .or_else(|| {
+            let orphan = params
+                .orphan_dependents
+                .as_deref()
+                .map(|v| v == "true")
                 .or_else(|| opts.get("orphanDependents").and_then(Value::as_bool));
             orphan.and_then(|o| o.then(|| "Orphan".to_owned()))
         });
@@ -446,7 +617,12 @@ pub async fn delete(state: &ApiState, t: &Target, params: &Params, bytes: &[u8])
             a.push(json!(f));
         }
     }
-    let graceful_pod = is_pod(r) && grace > 0 && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let graceful_pod = is_pod(r)
+        && grace > 0
+        && obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
     if r.group.is_empty() && r.kind == "Namespace" && !already_deleting {
         obj["status"] = json!({"phase": "Terminating"});
     }
@@ -454,33 +630,66 @@ pub async fn delete(state: &ApiState, t: &Target, params: &Params, bytes: &[u8])
         // Mark for deletion; the owners of the finalizers (or the pod's node agent) finish it.
         let m = meta_mut(&mut obj);
         if !already_deleting {
-            let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(if graceful_pod { grace } else { 0 });
-            m.insert("deletionTimestamp".into(), json!(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
-            m.insert("deletionGracePeriodSeconds".into(), json!(if graceful_pod { grace } else { 0 }));
+            let at = jiff::Timestamp::now()
+                + jiff::SignedDuration::from_secs(if graceful_pod { grace } else { 0 });
+            m.insert(
+                "deletionTimestamp".into(),
+                json!(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            );
+            m.insert(
+                "deletionGracePeriodSeconds".into(),
+                json!(if graceful_pod { grace } else { 0 }),
+            );
         } else if graceful_pod {
             // A shorter grace period may replace a longer one, never the other way.
-            let cur = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(grace);
+            let cur = m
+                .get("deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(grace);
             m.insert("deletionGracePeriodSeconds".into(), json!(grace.min(cur)));
         }
         if dry_run {
-            return Ok(ObjectResponse { code: StatusCode::OK, object: obj, warnings: vec![] });
+            return Ok(ObjectResponse {
+                code: StatusCode::OK,
+                object: obj,
+                warnings: vec![],
+            });
         }
         let new_rev = state
             .store
-            .put(t.key()?, objects::to_store_as(r, &obj), Precondition::Revision(rev))
+            .put(
+                t.key()?,
+                objects::to_store_as(r, &obj),
+                Precondition::Revision(rev),
+            )
             .await
-            .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or("")))?;
+            .map_err(|e| {
+                ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or(""))
+            })?;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(new_rev.to_string()));
-        return Ok(ObjectResponse { code: StatusCode::OK, object: obj, warnings: vec![] });
+        return Ok(ObjectResponse {
+            code: StatusCode::OK,
+            object: obj,
+            warnings: vec![],
+        });
     }
     if dry_run {
-        return Ok(ObjectResponse { code: StatusCode::OK, object: obj, warnings: vec![] });
+        return Ok(ObjectResponse {
+            code: StatusCode::OK,
+            object: obj,
+            warnings: vec![],
+        });
     }
     let deleted = state
         .store
         .delete(t.key()?, Precondition::Revision(rev))
         .await
-        .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or("")))?;
-    Ok(ObjectResponse { code: StatusCode::OK, object: objects::from_store_as(r, &deleted)?, warnings: vec![] })
+        .map_err(|e| {
+            ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or(""))
+        })?;
+    Ok(ObjectResponse {
+        code: StatusCode::OK,
+        object: objects::from_store_as(r, &deleted)?,
+        warnings: vec![],
+    })
 }
-

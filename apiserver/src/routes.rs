@@ -30,12 +30,17 @@ pub fn router(state: ApiState) -> Router {
         .route("/openapi/v3", get(openapi::v3_index))
         .route("/openapi/v3/{*path}", get(openapi::v3_document))
         .fallback(|| async { ApiError::NoResource { hint: None } })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware,
+        ))
         .with_state(state)
 }
 
 fn accept(req: &Request) -> Option<&str> {
-    req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok())
+    req.headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
 }
 
 async fn core_versions(State(state): State<ApiState>, req: Request) -> Response {
@@ -62,19 +67,34 @@ async fn core_resources(State(state): State<ApiState>) -> Response {
 async fn one_group(State(state): State<ApiState>, Path(group): Path<String>) -> Response {
     match discovery::group(&state.registry, &group) {
         Some(v) => axum::Json(v).into_response(),
-        None => ApiError::NoResource { hint: Some(format!("no API group {group:?}")) }.into_response(),
+        None => ApiError::NoResource {
+            hint: Some(format!("no API group {group:?}")),
+        }
+        .into_response(),
     }
 }
 
-async fn group_resources(State(state): State<ApiState>, Path((group, version)): Path<(String, String)>) -> Response {
+async fn group_resources(
+    State(state): State<ApiState>,
+    Path((group, version)): Path<(String, String)>,
+) -> Response {
     match discovery::resource_list(&state.registry, &group, &version) {
         Some(v) => axum::Json(v).into_response(),
-        None => ApiError::NoResource { hint: Some(format!("no API group-version {group}/{version}")) }.into_response(),
+        None => ApiError::NoResource {
+            hint: Some(format!("no API group-version {group}/{version}")),
+        }
+        .into_response(),
     }
 }
 
-async fn core_dispatch(State(state): State<ApiState>, Path(rest): Path<String>, req: Request) -> Response {
-    dispatch(state, String::new(), "v1".into(), rest, req).await.unwrap_or_else(IntoResponse::into_response)
+async fn core_dispatch(
+    State(state): State<ApiState>,
+    Path(rest): Path<String>,
+    req: Request,
+) -> Response {
+    dispatch(state, String::new(), "v1".into(), rest, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn group_dispatch(
@@ -82,17 +102,33 @@ async fn group_dispatch(
     Path((group, version, rest)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    dispatch(state, group, version, rest, req).await.unwrap_or_else(IntoResponse::into_response)
+    dispatch(state, group, version, rest, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn dispatch(state: ApiState, group: String, version: String, rest: String, req: Request) -> ApiResult<Response> {
+async fn dispatch(
+    state: ApiState,
+    group: String,
+    version: String,
+    rest: String,
+    req: Request,
+) -> ApiResult<Response> {
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let t = request::resolve(&state.registry, &group, &version, &segs)?;
     let params = Params::parse(req.uri().query())?;
     let accept = body::negotiate(accept(&req))?;
-    let content_type = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let method = req.method().clone();
-    let user_agent = req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let user_agent = req
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let mut params = params;
     if params.field_manager.as_deref().is_none_or(str::is_empty) {
         params.field_manager = Some(default_manager(user_agent.as_deref()));
@@ -158,14 +194,33 @@ fn need_name(t: &Target) -> ApiResult<()> {
 }
 
 /// Deletes every selected object, each as a single delete would.
-async fn delete_collection(state: &ApiState, t: &Target, params: &Params, opts: &[u8]) -> ApiResult<Response> {
+async fn delete_collection(
+    state: &ApiState,
+    t: &Target,
+    params: &Params,
+    opts: &[u8],
+) -> ApiResult<Response> {
     let filter = list::Filter::new(t, params)?;
-    let listed = list::collect(state, t, &Params { limit: None, continue_token: None, ..params_for_list(params) }, &filter).await?;
+    let listed = list::collect(
+        state,
+        t,
+        &Params {
+            limit: None,
+            continue_token: None,
+            ..params_for_list(params)
+        },
+        &filter,
+    )
+    .await?;
     let mut deleted = Vec::new();
     for obj in listed.items {
         let name = crate::objects::name(&obj).unwrap_or_default().to_owned();
         let ns = crate::objects::meta_str(&obj, "namespace").map(str::to_owned);
-        let one = Target { name: Some(name), namespace: ns.or(t.namespace.clone()), ..t.clone() };
+        let one = Target {
+            name: Some(name),
+            namespace: ns.or(t.namespace.clone()),
+            ..t.clone()
+        };
         match rest::delete(state, &one, params, opts).await {
             Ok(r) => deleted.push(r.object),
             Err(ApiError::NotFound { .. }) => {}
@@ -177,5 +232,9 @@ async fn delete_collection(state: &ApiState, t: &Target, params: &Params, opts: 
 }
 
 fn params_for_list(p: &Params) -> Params {
-    Params { label_selector: p.label_selector.clone(), field_selector: p.field_selector.clone(), ..Params::default() }
+    Params {
+        label_selector: p.label_selector.clone(),
+        field_selector: p.field_selector.clone(),
+        ..Params::default()
+    }
 }

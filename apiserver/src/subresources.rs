@@ -32,7 +32,12 @@ pub(crate) fn to_scale(obj: &Value) -> Value {
     })
 }
 
-pub(crate) async fn update_scale(state: &ApiState, t: &Target, params: &Params, scale: Value) -> ApiResult<ObjectResponse> {
+pub(crate) async fn update_scale(
+    state: &ApiState,
+    t: &Target,
+    params: &Params,
+    scale: Value,
+) -> ApiResult<ObjectResponse> {
     let (old, rev) = current(state, t).await?;
     if let Some(sent) = objects::resource_version(&scale)?
         && sent != rev
@@ -42,7 +47,14 @@ pub(crate) async fn update_scale(state: &ApiState, t: &Target, params: &Params, 
     apply_scale(state, t, params, old, rev, &scale).await
 }
 
-pub(crate) async fn apply_scale(state: &ApiState, t: &Target, params: &Params, old: Value, rev: u64, scale: &Value) -> ApiResult<ObjectResponse> {
+pub(crate) async fn apply_scale(
+    state: &ApiState,
+    t: &Target,
+    params: &Params,
+    old: Value,
+    rev: u64,
+    scale: &Value,
+) -> ApiResult<ObjectResponse> {
     let replicas = scale
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
@@ -52,33 +64,60 @@ pub(crate) async fn apply_scale(state: &ApiState, t: &Target, params: &Params, o
                 group: "autoscaling".into(),
                 kind: "Scale".into(),
                 name: t.name.clone().unwrap_or_default(),
-                errors: vec![sextant_api::FieldError::invalid("spec.replicas", &scale.pointer("/spec/replicas").map(|v| v.to_string()).unwrap_or_default(), "must be greater than or equal to 0")],
+                errors: vec![sextant_api::FieldError::invalid(
+                    "spec.replicas",
+                    &scale
+                        .pointer("/spec/replicas")
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                    "must be greater than or equal to 0",
+                )],
             })
         })?;
     let mut new = old.clone();
     new["spec"]["replicas"] = json!(replicas);
-    let t_main = Target { subresource: None, ..t.clone() };
+    let t_main = Target {
+        subresource: None,
+        ..t.clone()
+    };
     let resp = write_update(state, &t_main, params, old, rev, new).await?;
-    Ok(ObjectResponse { object: to_scale(&resp.object), ..resp })
+    Ok(ObjectResponse {
+        object: to_scale(&resp.object),
+        ..resp
+    })
 }
 
 /// `pods/binding`: the scheduler's write. A pod is bound once; binding it again is a 409.
-pub(crate) async fn bind(state: &ApiState, t: &Target, binding: Value) -> ApiResult<ObjectResponse> {
+pub(crate) async fn bind(
+    state: &ApiState,
+    t: &Target,
+    binding: Value,
+) -> ApiResult<ObjectResponse> {
     let node = binding
         .pointer("/target/name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::bad_request("a Binding needs target.name, the node to bind to"))?
         .to_owned();
-    let pod_t = Target { subresource: None, ..t.clone() };
+    let pod_t = Target {
+        subresource: None,
+        ..t.clone()
+    };
     for _ in 0..CONFLICT_RETRIES {
         let (mut pod, rev) = current(state, &pod_t).await?;
-        if let Some(existing) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        if let Some(existing) = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
             return Err(ApiError::Conflict {
                 group: String::new(),
                 kind_plural: "pods".into(),
                 name: t.name.clone().unwrap_or_default(),
-                detail: format!("pod {} is already assigned to node \"{existing}\"", t.name.as_deref().unwrap_or("")),
+                detail: format!(
+                    "pod {} is already assigned to node \"{existing}\"",
+                    t.name.as_deref().unwrap_or("")
+                ),
             });
         }
         if objects::meta(&pod).contains_key("deletionTimestamp") {
@@ -91,7 +130,15 @@ pub(crate) async fn bind(state: &ApiState, t: &Target, binding: Value) -> ApiRes
         }
         pod["spec"]["nodeName"] = json!(node);
         objects::set_condition(&mut pod, "PodScheduled", "True", None, None);
-        match state.store.put(pod_t.key()?, objects::to_store(&pod), Precondition::Revision(rev)).await {
+        match state
+            .store
+            .put(
+                pod_t.key()?,
+                objects::to_store(&pod),
+                Precondition::Revision(rev),
+            )
+            .await
+        {
             Ok(_) => {
                 return Ok(ObjectResponse {
                     code: StatusCode::CREATED,
@@ -106,12 +153,18 @@ pub(crate) async fn bind(state: &ApiState, t: &Target, binding: Value) -> ApiRes
     Err(conflict(t))
 }
 
-
 /// `pods/eviction`: a graceful delete on the eviction's terms. PodDisruptionBudgets are not
 /// served yet, so nothing blocks an eviction.
-pub(crate) async fn evict(state: &ApiState, t: &Target, eviction: Value) -> ApiResult<ObjectResponse> {
+pub(crate) async fn evict(
+    state: &ApiState,
+    t: &Target,
+    eviction: Value,
+) -> ApiResult<ObjectResponse> {
     let opts = eviction.get("deleteOptions").cloned().unwrap_or(json!({}));
-    let pod_t = Target { subresource: None, ..t.clone() };
+    let pod_t = Target {
+        subresource: None,
+        ..t.clone()
+    };
     let bytes = serde_json::to_vec(&opts).expect("JSON encodes");
     delete(state, &pod_t, &Params::default(), &bytes).await?;
     Ok(ObjectResponse {
@@ -123,14 +176,30 @@ pub(crate) async fn evict(state: &ApiState, t: &Target, eviction: Value) -> ApiR
 
 /// `serviceaccounts/token` (TokenRequest): a bearer token for the ServiceAccount, valid for
 /// `spec.expirationSeconds` (default one hour, at least ten minutes, as Kubernetes bounds it).
-pub(crate) async fn request_token(state: &ApiState, t: &Target, req: Value) -> ApiResult<ObjectResponse> {
-    let sa_t = Target { subresource: None, ..t.clone() };
+pub(crate) async fn request_token(
+    state: &ApiState,
+    t: &Target,
+    req: Value,
+) -> ApiResult<ObjectResponse> {
+    let sa_t = Target {
+        subresource: None,
+        ..t.clone()
+    };
     let (sa, _) = current(state, &sa_t).await?;
     let ns = t.namespace.clone().unwrap_or_default();
     let name = t.name.clone().unwrap_or_default();
-    let seconds = req.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600).max(600);
+    let seconds = req
+        .pointer("/spec/expirationSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(3600)
+        .max(600);
     let who = crate::tokens::service_account_identity(&ns, &name);
-    let (token, expires) = crate::tokens::issue(&state.store, &who, Some(std::time::Duration::from_secs(seconds as u64))).await?;
+    let (token, expires) = crate::tokens::issue(
+        &state.store,
+        &who,
+        Some(std::time::Duration::from_secs(seconds as u64)),
+    )
+    .await?;
     let expires = jiff::Timestamp::from_second(expires.unwrap_or_default())
         .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_default();
@@ -145,5 +214,9 @@ pub(crate) async fn request_token(state: &ApiState, t: &Target, req: Value) -> A
         resp["spec"]["boundObjectRef"] = Value::Null;
         resp["metadata"]["uid"] = json!(uid);
     }
-    Ok(ObjectResponse { code: StatusCode::CREATED, object: resp, warnings: vec![] })
+    Ok(ObjectResponse {
+        code: StatusCode::CREATED,
+        object: resp,
+        warnings: vec![],
+    })
 }

@@ -29,11 +29,25 @@ fn key(token: &str) -> String {
 
 /// Issues a new random token for `who`, valid for `ttl` (or until revoked). Returns the
 /// token and its expiry (unix seconds).
-pub async fn issue(store: &Store, who: &Identity, ttl: Option<Duration>) -> Result<(String, Option<i64>), StoreError> {
+pub async fn issue(
+    store: &Store,
+    who: &Identity,
+    ttl: Option<Duration>,
+) -> Result<(String, Option<i64>), StoreError> {
     let token: String = (0..32).map(|_| format!("{:02x}", rand_byte())).collect();
     let expires = ttl.map(|t| jiff::Timestamp::now().as_second() + t.as_secs() as i64);
-    let stored = StoredToken { user: who.user.clone(), groups: who.groups.clone(), expires };
-    store.put(key(&token), serde_json::to_vec(&stored).expect("JSON encodes"), Precondition::Absent).await?;
+    let stored = StoredToken {
+        user: who.user.clone(),
+        groups: who.groups.clone(),
+        expires,
+    };
+    store
+        .put(
+            key(&token),
+            serde_json::to_vec(&stored).expect("JSON encodes"),
+            Precondition::Absent,
+        )
+        .await?;
     Ok((token, expires))
 }
 
@@ -51,21 +65,34 @@ pub async fn lookup(store: &Store, token: &str) -> Option<Identity> {
         None => store.get(&key).await.ok().flatten()?,
     };
     let stored: StoredToken = serde_json::from_slice(&kv.value).ok()?;
-    if stored.expires.is_some_and(|e| e < jiff::Timestamp::now().as_second()) {
+    if stored
+        .expires
+        .is_some_and(|e| e < jiff::Timestamp::now().as_second())
+    {
         return None;
     }
-    Some(Identity { user: stored.user, groups: stored.groups })
+    Some(Identity {
+        user: stored.user,
+        groups: stored.groups,
+    })
 }
 
 /// The identity of a node agent.
 pub fn node_identity(node: &str) -> Identity {
-    Identity { user: format!("system:node:{node}"), groups: vec!["system:nodes".into(), "system:authenticated".into()] }
+    Identity {
+        user: format!("system:node:{node}"),
+        groups: vec!["system:nodes".into(), "system:authenticated".into()],
+    }
 }
 
 /// The identity of a ServiceAccount.
 pub fn service_account_identity(namespace: &str, name: &str) -> Identity {
     Identity {
         user: format!("system:serviceaccount:{namespace}:{name}"),
-        groups: vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{namespace}"), "system:authenticated".into()],
+        groups: vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{namespace}"),
+            "system:authenticated".into(),
+        ],
     }
 }

@@ -48,18 +48,33 @@ struct Stream {
     done: bool,
 }
 
-pub async fn watch(state: &ApiState, t: &Target, params: &Params, accept: Accept) -> ApiResult<Response> {
+pub async fn watch(
+    state: &ApiState,
+    t: &Target,
+    params: &Params,
+    accept: Accept,
+) -> ApiResult<Response> {
     let filter = Filter::new(t, params)?;
     let include = IncludeObject::from_query(params.include_object.as_deref())
         .ok_or_else(|| ApiError::bad_request("includeObject must be None, Metadata or Object"))?;
-    let timeout = params.timeout_seconds()?.map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT).min(DEFAULT_TIMEOUT);
+    let timeout = params
+        .timeout_seconds()?
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT)
+        .min(DEFAULT_TIMEOUT);
     let rv = params.resource_version.as_deref().filter(|v| !v.is_empty());
-    let initial = params.send_initial_events().unwrap_or(matches!(rv, None | Some("0")));
+    let initial = params
+        .send_initial_events()
+        .unwrap_or(matches!(rv, None | Some("0")));
     let bookmarks = params.bookmarks();
     let mut queued = std::collections::VecDeque::new();
 
     let from = if initial {
-        let list_params = Params { limit: None, continue_token: None, ..params_clone(params) };
+        let list_params = Params {
+            limit: None,
+            continue_token: None,
+            ..params_clone(params)
+        };
         let listed = collect(state, t, &list_params, &filter).await?;
         for obj in listed.items {
             queued.push_back(json!({"type": "ADDED", "object": obj}));
@@ -70,13 +85,20 @@ pub async fn watch(state: &ApiState, t: &Target, params: &Params, accept: Accept
         listed.revision
     } else {
         let rv = rv.unwrap_or("0");
-        rv.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?
+        rv.parse::<u64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?
     };
 
     let watcher = match state.store.watch(t.collection_prefix(), from).await {
         Ok(w) => Some(w),
-        Err(StoreError::Compacted { requested, compacted }) => {
-            let status = ApiError::Gone { message: format!("too old resource version: {requested} ({compacted})") }.status();
+        Err(StoreError::Compacted {
+            requested,
+            compacted,
+        }) => {
+            let status = ApiError::Gone {
+                message: format!("too old resource version: {requested} ({compacted})"),
+            }
+            .status();
             queued.push_back(json!({"type": "ERROR", "object": status}));
             None
         }
@@ -101,8 +123,14 @@ pub async fn watch(state: &ApiState, t: &Target, params: &Params, accept: Accept
         Some((Ok::<_, std::convert::Infallible>(line), s))
     });
     let mut resp = Body::from_stream(body).into_response();
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
     Ok(resp)
 }
 
@@ -158,14 +186,22 @@ impl Stream {
                         self.queued.push_back(bookmark(&self.t, rev, false));
                     }
                 }
-                Err(StoreError::Compacted { requested, compacted }) => {
-                    let status = ApiError::Gone { message: format!("too old resource version: {requested} ({compacted})") }.status();
-                    self.queued.push_back(json!({"type": "ERROR", "object": status}));
+                Err(StoreError::Compacted {
+                    requested,
+                    compacted,
+                }) => {
+                    let status = ApiError::Gone {
+                        message: format!("too old resource version: {requested} ({compacted})"),
+                    }
+                    .status();
+                    self.queued
+                        .push_back(json!({"type": "ERROR", "object": status}));
                     self.done = true;
                 }
                 Err(e) => {
                     let status = ApiError::from(e).status();
-                    self.queued.push_back(json!({"type": "ERROR", "object": status}));
+                    self.queued
+                        .push_back(json!({"type": "ERROR", "object": status}));
                     self.done = true;
                 }
             }
@@ -174,9 +210,14 @@ impl Stream {
 
     /// A store event as the watch event this client should see, if any.
     fn translate(&self, e: &sextant_store::Event) -> Option<Value> {
-        let decode = |kv: &sextant_store::KeyValue| objects::from_store_as(&self.t.resource, kv).ok();
+        let decode =
+            |kv: &sextant_store::KeyValue| objects::from_store_as(&self.t.resource, kv).ok();
         let new = decode(&e.kv)?;
-        let old_matches = e.prev.as_ref().and_then(decode).is_some_and(|o| self.filter.matches(&o));
+        let old_matches = e
+            .prev
+            .as_ref()
+            .and_then(decode)
+            .is_some_and(|o| self.filter.matches(&o));
         let (kind, obj) = match e.kind {
             EventKind::Deleted => (old_matches.then_some("DELETED")?, new),
             EventKind::Created => (self.filter.matches(&new).then_some("ADDED")?, new),
@@ -193,12 +234,20 @@ impl Stream {
     /// Tables for kubectl: each object becomes a one-row table; the column definitions
     /// go with the first one only.
     fn render(&mut self, mut event: Value) -> Value {
-        if self.accept != Accept::Table || !matches!(event["type"].as_str(), Some("ADDED" | "MODIFIED" | "DELETED")) {
+        if self.accept != Accept::Table
+            || !matches!(
+                event["type"].as_str(),
+                Some("ADDED" | "MODIFIED" | "DELETED")
+            )
+        {
             return event;
         }
         let r = &self.t.resource;
         let obj = event["object"].take();
-        let meta = ListMeta { resource_version: objects::meta_str(&obj, "resourceVersion").map(str::to_owned), ..Default::default() };
+        let meta = ListMeta {
+            resource_version: objects::meta_str(&obj, "resourceVersion").map(str::to_owned),
+            ..Default::default()
+        };
         let mut table = crate::list::table(&self.state, r, &[obj], self.include, &meta);
         if self.sent_columns {
             table["columnDefinitions"] = Value::Null;

@@ -38,8 +38,15 @@ impl Figure {
 
     pub fn meets_target(&self) -> Option<bool> {
         self.target.map(|t| {
-            let v = self.p99.filter(|_| !t.higher_is_better).unwrap_or(self.median);
-            if t.higher_is_better { v >= t.value } else { v <= t.value }
+            let v = self
+                .p99
+                .filter(|_| !t.higher_is_better)
+                .unwrap_or(self.median);
+            if t.higher_is_better {
+                v >= t.value
+            } else {
+                v <= t.value
+            }
         })
     }
 }
@@ -54,17 +61,30 @@ pub struct Report {
 
 impl Report {
     pub fn new(suite: &str, quick: bool) -> Self {
-        Report { suite: suite.into(), quick, machine: machine(), figures: Vec::new() }
+        Report {
+            suite: suite.into(),
+            quick,
+            machine: machine(),
+            figures: Vec::new(),
+        }
     }
 
     pub fn print(&self) {
-        println!("suite {} ({}) on {}", self.suite, if self.quick { "quick" } else { "full" }, self.machine);
+        println!(
+            "suite {} ({}) on {}",
+            self.suite,
+            if self.quick { "quick" } else { "full" },
+            self.machine
+        );
         println!("| figure | median | p99 | runs | baseline | ratio | target |");
         println!("|---|---|---|---|---|---|---|");
         for f in &self.figures {
             let p99 = f.p99.map_or("–".into(), |p| format!("{p:.2} {}", f.unit));
             let (base, ratio) = match (&f.baseline, f.ratio()) {
-                (Some(b), Some(r)) => (format!("{}: {:.1} {}", b.name, b.median, f.unit), format!("{r:.2}×")),
+                (Some(b), Some(r)) => (
+                    format!("{}: {:.1} {}", b.name, b.median, f.unit),
+                    format!("{r:.2}×"),
+                ),
                 _ => ("–".into(), "–".into()),
             };
             let target = match (f.target, f.meets_target()) {
@@ -77,7 +97,10 @@ impl Report {
                 ),
                 _ => "–".into(),
             };
-            println!("| {} | {:.2} {} | {p99} | {} | {base} | {ratio} | {target} |", f.name, f.median, f.unit, f.runs);
+            println!(
+                "| {} | {:.2} {} | {p99} | {} | {base} | {ratio} | {target} |",
+                f.name, f.median, f.unit, f.runs
+            );
         }
     }
 
@@ -106,11 +129,20 @@ fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown cpu".into());
     let mem_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
     format!("{cpus} cores ({model}), {mem_gib:.0} GiB")
 }

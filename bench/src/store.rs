@@ -27,12 +27,20 @@ struct Node {
 async fn start_node(dir: &Path) -> anyhow::Result<Node> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let store = Store::open(StoreConfig::new(dir, url.clone(), TOKEN), reqwest::Client::new()).await?;
+    let store = Store::open(
+        StoreConfig::new(dir, url.clone(), TOKEN),
+        reqwest::Client::new(),
+    )
+    .await?;
     let stop = CancellationToken::new();
     let app = sextant_store::router(store.clone());
     tokio::spawn({
         let stop = stop.clone();
-        async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await }
+        async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }
     });
     Ok(Node { store, url, stop })
 }
@@ -52,7 +60,14 @@ async fn cluster(size: usize, dir: &Path) -> anyhow::Result<Vec<Node>> {
         if i == 0 {
             node.store.bootstrap().await?;
         } else {
-            node.store.join(&nodes.first().map(|n: &Node| n.url.clone()).unwrap_or_default()).await?;
+            node.store
+                .join(
+                    &nodes
+                        .first()
+                        .map(|n: &Node| n.url.clone())
+                        .unwrap_or_default(),
+                )
+                .await?;
         }
         nodes.push(node);
     }
@@ -68,7 +83,13 @@ async fn write_rate(store: &Store, writers: usize, total: usize) -> anyhow::Resu
         let n = total / writers;
         tasks.push(tokio::spawn(async move {
             for i in 0..n {
-                store.put(format!("/bench/{w:04}/{i:06}"), vec![b'x'; VALUE_SIZE], Precondition::None).await?;
+                store
+                    .put(
+                        format!("/bench/{w:04}/{i:06}"),
+                        vec![b'x'; VALUE_SIZE],
+                        Precondition::None,
+                    )
+                    .await?;
             }
             anyhow::Ok(())
         }));
@@ -86,14 +107,21 @@ fn naive_redb_rate(dir: &Path, total: usize) -> anyhow::Result<f64> {
     let started = Instant::now();
     for i in 0..total {
         let txn = db.begin_write()?;
-        txn.open_table(T)?.insert(format!("/bench/{i:08}").as_str(), vec![b'x'; VALUE_SIZE].as_slice())?;
+        txn.open_table(T)?.insert(
+            format!("/bench/{i:08}").as_str(),
+            vec![b'x'; VALUE_SIZE].as_slice(),
+        )?;
         txn.commit()?;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Milliseconds from the start of a put to its delivery, over every watcher and write.
-async fn watch_latencies(store: &Store, watchers: usize, writes: usize) -> anyhow::Result<Vec<f64>> {
+async fn watch_latencies(
+    store: &Store,
+    watchers: usize,
+    writes: usize,
+) -> anyhow::Result<Vec<f64>> {
     let epoch = Instant::now();
     let from = store.revision()?;
     let mut tasks = Vec::new();
@@ -115,7 +143,13 @@ async fn watch_latencies(store: &Store, watchers: usize, writes: usize) -> anyho
     }
     for i in 0..writes {
         let sent = epoch.elapsed().as_nanos() as u64;
-        store.put(format!("/watched/{i:06}"), sent.to_le_bytes().to_vec(), Precondition::None).await?;
+        store
+            .put(
+                format!("/watched/{i:06}"),
+                sent.to_le_bytes().to_vec(),
+                Precondition::None,
+            )
+            .await?;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let mut all = Vec::new();
@@ -135,7 +169,10 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
     let mut naive = Vec::new();
     for _ in 0..runs {
         let dir = tempfile::tempdir()?;
-        naive.push(naive_redb_rate(dir.path(), if quick { 300 } else { 1_000 })?);
+        naive.push(naive_redb_rate(
+            dir.path(),
+            if quick { 300 } else { 1_000 },
+        )?);
     }
     let naive = Arc::new(median(&mut naive));
 
@@ -148,13 +185,22 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
             stop_all(nodes).await?;
         }
         report.figures.push(Figure {
-            name: format!("writes/s, {size} node{}, {writers} writers", if size == 1 { "" } else { "s" }),
+            name: format!(
+                "writes/s, {size} node{}, {writers} writers",
+                if size == 1 { "" } else { "s" }
+            ),
             unit: "writes/s".into(),
             median: median(&mut rates),
             p99: None,
             runs,
-            baseline: Some(Baseline { name: "redb, fsync per write".into(), median: *naive }),
-            target: Some(Target { value: target, higher_is_better: true }),
+            baseline: Some(Baseline {
+                name: "redb, fsync per write".into(),
+                median: *naive,
+            }),
+            target: Some(Target {
+                value: target,
+                higher_is_better: true,
+            }),
         });
     }
 
@@ -171,7 +217,10 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
         median: median(&mut lat),
         runs: 1,
         baseline: None,
-        target: Some(Target { value: 10.0, higher_is_better: false }),
+        target: Some(Target {
+            value: 10.0,
+            higher_is_better: false,
+        }),
     });
     Ok(report)
 }

@@ -32,10 +32,13 @@ impl JoinToken {
 
     pub fn parse(token: &str) -> anyhow::Result<JoinToken> {
         match token.trim().split("::").collect::<Vec<_>>().as_slice() {
-            [PREFIX, hash, secret] if hash.len() == 64 && !secret.is_empty() => {
-                Ok(JoinToken { ca_hash: (*hash).to_owned(), secret: (*secret).to_owned() })
-            }
-            _ => bail!("the token is not a Sextant join token (SXT1::HASH::SECRET); copy it from the first server's DATA_DIR/node-token"),
+            [PREFIX, hash, secret] if hash.len() == 64 && !secret.is_empty() => Ok(JoinToken {
+                ca_hash: (*hash).to_owned(),
+                secret: (*secret).to_owned(),
+            }),
+            _ => bail!(
+                "the token is not a Sextant join token (SXT1::HASH::SECRET); copy it from the first server's DATA_DIR/node-token"
+            ),
         }
     }
 }
@@ -70,10 +73,13 @@ pub async fn fetch(url: &str, token: &JoinToken) -> anyhow::Result<Bootstrap> {
         .await
         .with_context(|| format!("cannot reach {url}"))?;
     if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-        bail!("{url} refused the join token; copy it again from the first server's DATA_DIR/node-token");
+        bail!(
+            "{url} refused the join token; copy it again from the first server's DATA_DIR/node-token"
+        );
     }
     let body = resp.error_for_status()?.bytes().await?;
-    serde_json::from_slice(&body).context("the bootstrap answer does not decode; are both servers the same version?")
+    serde_json::from_slice(&body)
+        .context("the bootstrap answer does not decode; are both servers the same version?")
 }
 
 #[derive(Clone)]
@@ -88,22 +94,45 @@ struct Shared {
 /// `/sextant.dev/v1/node-credentials` (node agents trade the join token for a credential
 /// of their own, so the secret need not stay on the node).
 pub fn router(secret: &str, bootstrap: Bootstrap, store: sextant_store::Store) -> Router {
-    let shared = Shared { secret: secret.into(), bootstrap: Arc::new(bootstrap), store };
+    let shared = Shared {
+        secret: secret.into(),
+        bootstrap: Arc::new(bootstrap),
+        store,
+    };
     Router::new()
-        .route("/sextant.dev/v1/cacerts", get(|State(s): State<Shared>| async move { s.bootstrap.ca_cert.clone() }))
+        .route(
+            "/sextant.dev/v1/cacerts",
+            get(|State(s): State<Shared>| async move { s.bootstrap.ca_cert.clone() }),
+        )
         .route("/sextant.dev/v1/bootstrap", get(serve_bootstrap))
-        .route("/sextant.dev/v1/node-credentials", axum::routing::post(node_credentials))
+        .route(
+            "/sextant.dev/v1/node-credentials",
+            axum::routing::post(node_credentials),
+        )
         .with_state(shared)
 }
 
 fn holds_secret(s: &Shared, headers: &http::HeaderMap) -> bool {
-    let presented = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    presented.is_some_and(|p| p.len() == s.secret.len() && p.bytes().zip(s.secret.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0)
+    let presented = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    presented.is_some_and(|p| {
+        p.len() == s.secret.len()
+            && p.bytes()
+                .zip(s.secret.bytes())
+                .fold(0u8, |a, (x, y)| a | (x ^ y))
+                == 0
+    })
 }
 
 async fn serve_bootstrap(State(s): State<Shared>, headers: http::HeaderMap) -> Response {
     if !holds_secret(&s, &headers) {
-        return (http::StatusCode::UNAUTHORIZED, "a valid join token is required").into_response();
+        return (
+            http::StatusCode::UNAUTHORIZED,
+            "a valid join token is required",
+        )
+            .into_response();
     }
     axum::Json(&*s.bootstrap).into_response()
 }
@@ -114,21 +143,46 @@ struct NodeCredentialsRequest {
     node_name: String,
 }
 
-async fn node_credentials(State(s): State<Shared>, headers: http::HeaderMap, body: axum::body::Bytes) -> Response {
+async fn node_credentials(
+    State(s): State<Shared>,
+    headers: http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     if !holds_secret(&s, &headers) {
-        return (http::StatusCode::UNAUTHORIZED, "a valid join token is required").into_response();
+        return (
+            http::StatusCode::UNAUTHORIZED,
+            "a valid join token is required",
+        )
+            .into_response();
     }
     let req: NodeCredentialsRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return (http::StatusCode::BAD_REQUEST, format!("expected {{\"nodeName\": \"…\"}}: {e}")).into_response(),
+        Err(e) => {
+            return (
+                http::StatusCode::BAD_REQUEST,
+                format!("expected {{\"nodeName\": \"…\"}}: {e}"),
+            )
+                .into_response();
+        }
     };
     if !sextant_api::validation::validate_dns1123_subdomain(&req.node_name).is_empty() {
-        return (http::StatusCode::BAD_REQUEST, "nodeName must be a valid DNS subdomain (lowercase letters, digits, '-', '.')").into_response();
+        return (
+            http::StatusCode::BAD_REQUEST,
+            "nodeName must be a valid DNS subdomain (lowercase letters, digits, '-', '.')",
+        )
+            .into_response();
     }
     let who = sextant_apiserver::tokens::node_identity(&req.node_name);
     match sextant_apiserver::tokens::issue(&s.store, &who, None).await {
-        Ok((token, _)) => axum::Json(serde_json::json!({"token": token, "user": who.user, "caCert": s.bootstrap.ca_cert})).into_response(),
-        Err(e) => (http::StatusCode::SERVICE_UNAVAILABLE, format!("cannot issue the credential: {e}")).into_response(),
+        Ok((token, _)) => axum::Json(
+            serde_json::json!({"token": token, "user": who.user, "caCert": s.bootstrap.ca_cert}),
+        )
+        .into_response(),
+        Err(e) => (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot issue the credential: {e}"),
+        )
+            .into_response(),
     }
 }
 
@@ -141,7 +195,9 @@ fn insecure_client() -> anyhow::Result<reqwest::Client> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
         .with_no_client_auth();
-    Ok(reqwest::Client::builder().use_preconfigured_tls(tls).build()?)
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()?)
 }
 
 #[derive(Debug)]
@@ -165,7 +221,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -174,7 +235,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -190,7 +256,10 @@ mod tests {
     fn tokens_parse_or_say_where_to_find_one() {
         let hash = "a".repeat(64);
         let t = JoinToken::parse(&JoinToken::format(&hash, "s3cret")).unwrap();
-        assert_eq!((t.ca_hash.as_str(), t.secret.as_str()), (hash.as_str(), "s3cret"));
+        assert_eq!(
+            (t.ca_hash.as_str(), t.secret.as_str()),
+            (hash.as_str(), "s3cret")
+        );
         let err = JoinToken::parse("wrong").err().unwrap().to_string();
         assert!(err.contains("node-token"), "{err}");
     }

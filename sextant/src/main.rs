@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "sextant", version, about = "A Kubernetes-compatible orchestrator for wasm and OCI pods")]
+#[command(
+    name = "sextant",
+    version,
+    about = "A Kubernetes-compatible orchestrator for wasm and OCI pods"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -20,6 +24,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Cmd::Server(args) => runtime.block_on(sextant::server::run(args, sextant::signals::shutdown_signal())),
+        Cmd::Server(args) => runtime.block_on(sextant::server::run(
+            args,
+            sextant::signals::shutdown_signal(),
+        )),
     }
 }

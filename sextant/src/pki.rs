@@ -9,7 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -25,9 +27,16 @@ pub struct Pki {
 impl Pki {
     /// Loads the CA from `dir` or creates it (`ca` supplies one fetched from the cluster when
     /// joining), then makes sure the serving certificate covers `names`.
-    pub fn load_or_create(dir: &Path, ca: Option<(String, String)>, names: &[String]) -> anyhow::Result<Pki> {
+    pub fn load_or_create(
+        dir: &Path,
+        ca: Option<(String, String)>,
+        names: &[String],
+    ) -> anyhow::Result<Pki> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let (ca_cert_pem, ca_key_pem) = match (read_if_exists(&dir.join("ca.crt"))?, read_if_exists(&dir.join("ca.key"))?) {
+        let (ca_cert_pem, ca_key_pem) = match (
+            read_if_exists(&dir.join("ca.crt"))?,
+            read_if_exists(&dir.join("ca.key"))?,
+        ) {
             (Some(c), Some(k)) => (c, k),
             _ => {
                 let (c, k) = match ca {
@@ -55,7 +64,12 @@ impl Pki {
                 (c, k)
             }
         };
-        Ok(Pki { ca_cert_pem, ca_key_pem, server_cert_pem, server_key_pem })
+        Ok(Pki {
+            ca_cert_pem,
+            ca_key_pem,
+            server_cert_pem,
+            server_key_pem,
+        })
     }
 
     /// The CA key, handed to control-plane nodes that join (over TLS, to token holders).
@@ -65,11 +79,15 @@ impl Pki {
 
     /// TLS for the HTTPS listener: HTTP/2 and HTTP/1.1 by ALPN.
     pub fn server_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(self.server_cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .context("the serving certificate does not parse")?;
-        let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).context("the serving key does not parse")?;
-        let mut config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(self.server_cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .context("the serving certificate does not parse")?;
+        let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes())
+            .context("the serving key does not parse")?;
+        let mut config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
@@ -85,7 +103,9 @@ pub fn client_trusting(ca_pem: &str) -> anyhow::Result<reqwest::Client> {
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.context("the CA certificate does not parse")?)?;
     }
-    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     Ok(reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .connect_timeout(std::time::Duration::from_secs(3))
@@ -96,9 +116,15 @@ pub fn client_trusting(ca_pem: &str) -> anyhow::Result<reqwest::Client> {
 /// create the CA and, with the stored key, to sign with it (no certificate parsing needed).
 fn ca_params() -> CertificateParams {
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "sextant-ca");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "sextant-ca");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params.not_before = rcgen::date_time_ymd(2025, 1, 1);
     params.not_after = rcgen::date_time_ymd(2035, 1, 1);
     params
@@ -115,7 +141,9 @@ fn issue_server_cert(ca_key_pem: &str, names: &[String]) -> anyhow::Result<(Stri
     let issuer = Issuer::new(ca_params(), ca_key);
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "sextant-apiserver");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "sextant-apiserver");
     params.subject_alt_names = names
         .iter()
         .map(|n| match n.parse::<std::net::IpAddr>() {

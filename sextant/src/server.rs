@@ -52,18 +52,29 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
     // ring is the process-wide crypto provider: it builds with cc alone (aws-lc needs cmake).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = &args.data_dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("cannot listen on {}; is another server running there? (--listen)", args.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; is another server running there? (--listen)",
+                args.listen
+            )
+        })?;
     let local = listener.local_addr()?;
     let creds = credentials(&args, local).await?;
-    let url = args.advertise_url.clone().unwrap_or_else(|| format!("https://{}", client_addr(local)));
+    let url = args
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{}", client_addr(local)));
 
     let mut config = StoreConfig::new(dir.join("store"), url.clone(), creds.secret.clone());
     config.progress_interval = Duration::from_secs(5);
     config.compaction_interval = Duration::from_secs(args.compaction_interval.max(1));
-    let store = Store::open(config, creds.pki.peer_client()?).await.context("cannot open the store")?;
+    let store = Store::open(config, creds.pki.peer_client()?)
+        .await
+        .context("cannot open the store")?;
 
     let auth = Authenticator::default();
     auth.add_token(creds.admin_token.clone(), Identity::admin());
@@ -78,14 +89,28 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
     let app = sextant_apiserver::router(api)
         .merge(sextant_store::router(store.clone()))
         .merge(join::router(&creds.secret, bootstrap, store.clone()));
-    let mut server = tokio::spawn(https::serve(listener, creds.pki.server_config()?, app, stop_serving.clone(), DRAIN_TIMEOUT));
+    let mut server = tokio::spawn(https::serve(
+        listener,
+        creds.pki.server_config()?,
+        app,
+        stop_serving.clone(),
+        DRAIN_TIMEOUT,
+    ));
 
     let started = async {
         match &args.join {
-            Some(seed) => store.join(seed).await.with_context(|| format!("cannot join the cluster at {seed}"))?,
-            None => store.bootstrap().await.context("cannot start the store as a new cluster")?,
+            Some(seed) => store
+                .join(seed)
+                .await
+                .with_context(|| format!("cannot join the cluster at {seed}"))?,
+            None => store
+                .bootstrap()
+                .await
+                .context("cannot start the store as a new cluster")?,
         }
-        sextant_apiserver::ensure_defaults(&store).await.context("cannot create the system namespaces")
+        sextant_apiserver::ensure_defaults(&store)
+            .await
+            .context("cannot create the system namespaces")
     };
     tokio::pin!(shutdown);
     tokio::select! {
@@ -93,7 +118,10 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
         () = &mut shutdown => return stop(store, stop_serving, server, crd_loop).await,
     }
     let kubeconfig = dir.join("kubeconfig.yaml");
-    write_private(&kubeconfig, &kubeconfig::admin(&url, &creds.pki.ca_cert_pem, &creds.admin_token))?;
+    write_private(
+        &kubeconfig,
+        &kubeconfig::admin(&url, &creds.pki.ca_cert_pem, &creds.admin_token),
+    )?;
     let status = store.status()?;
     tracing::info!(%url, kubeconfig = %kubeconfig.display(), node = status.id, voters = status.voters.len(), "sextant server ready");
 
@@ -110,7 +138,9 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
 /// 0.0.0.0 is where a server listens, not an address a client can dial.
 fn client_addr(local: SocketAddr) -> SocketAddr {
     match local.ip() {
-        ip if ip.is_unspecified() => SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port()),
+        ip if ip.is_unspecified() => {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
+        }
         _ => local,
     }
 }
@@ -128,14 +158,23 @@ async fn credentials(args: &ServerArgs, local: SocketAddr) -> anyhow::Result<Cre
     let dir = &args.data_dir;
     let token_path = dir.join("node-token");
     let admin_path = dir.join("pki").join("admin.token");
-    let mut names = vec!["127.0.0.1".to_owned(), "::1".to_owned(), "localhost".to_owned()];
+    let mut names = vec![
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+        "localhost".to_owned(),
+    ];
     if !local.ip().is_unspecified() {
         names.push(local.ip().to_string());
     }
     if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         names.push(h.trim().to_owned());
     }
-    if let Some(host) = args.advertise_url.as_deref().and_then(|u| u.split("://").nth(1)).and_then(|r| r.split([':', '/']).next()) {
+    if let Some(host) = args
+        .advertise_url
+        .as_deref()
+        .and_then(|u| u.split("://").nth(1))
+        .and_then(|r| r.split([':', '/']).next())
+    {
         names.push(host.to_owned());
     }
     names.sort();
@@ -146,12 +185,20 @@ async fn credentials(args: &ServerArgs, local: SocketAddr) -> anyhow::Result<Cre
         if let Some(given) = &args.token
             && given.trim() != stored
         {
-            bail!("{} holds another cluster's token; use a fresh --data-dir to join a different cluster", token_path.display());
+            bail!(
+                "{} holds another cluster's token; use a fresh --data-dir to join a different cluster",
+                token_path.display()
+            );
         }
         let token = JoinToken::parse(&stored)?;
         let pki = Pki::load_or_create(&dir.join("pki"), None, &names)?;
-        let admin_token = read_if_exists(&admin_path)?.context("the admin token is missing from DATA_DIR/pki")?;
-        return Ok(Credentials { pki, secret: token.secret, admin_token: admin_token.trim().to_owned() });
+        let admin_token =
+            read_if_exists(&admin_path)?.context("the admin token is missing from DATA_DIR/pki")?;
+        return Ok(Credentials {
+            pki,
+            secret: token.secret,
+            admin_token: admin_token.trim().to_owned(),
+        });
     }
     let (pki, secret, admin_token) = match (&args.join, &args.token) {
         (Some(url), Some(token)) => {
@@ -167,12 +214,21 @@ async fn credentials(args: &ServerArgs, local: SocketAddr) -> anyhow::Result<Cre
         }
     };
     write_private(&admin_path, &admin_token)?;
-    write_private(&token_path, &JoinToken::format(&pki::ca_hash(&pki.ca_cert_pem), &secret))?;
-    Ok(Credentials { pki, secret, admin_token })
+    write_private(
+        &token_path,
+        &JoinToken::format(&pki::ca_hash(&pki.ca_cert_pem), &secret),
+    )?;
+    Ok(Credentials {
+        pki,
+        secret,
+        admin_token,
+    })
 }
 
 fn random_hex(bytes: usize) -> String {
-    (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
 }
 
 async fn stop(
@@ -184,8 +240,10 @@ async fn stop(
     stop_serving.cancel();
     let _ = server.await;
     let _ = crd_loop.await;
-    store.shutdown().await.context("the store did not stop cleanly")?;
+    store
+        .shutdown()
+        .await
+        .context("the store did not stop cleanly")?;
     tracing::info!("sextant server stopped");
     Ok(())
 }
-

@@ -26,20 +26,55 @@ async fn malformed_requests_get_clear_errors_and_lose_nothing() {
     let base = s.url();
     let cms = "/api/v1/namespaces/default/configmaps";
     // A billion-laughs YAML: nine levels of nine-fold aliases.
-    let mut bomb = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut bomb = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
     for (prev, cur) in "abcdefgh".chars().zip("bcdefghi".chars()) {
-        bomb.push_str(&format!("{cur}: &{cur} [{}]\n", vec![format!("*{prev}"); 9].join(",")));
+        bomb.push_str(&format!(
+            "{cur}: &{cur} [{}]\n",
+            vec![format!("*{prev}"); 9].join(",")
+        ));
     }
     let cases = [
-        Case { name: "bad JSON", content_type: "application/json", url: cms, body: cm("{\"metadata\": "), code: 400, says: "not valid JSON" },
-        Case { name: "bad YAML", content_type: "application/yaml", url: cms, body: cm("metadata: [unclosed"), code: 400, says: "not valid YAML" },
-        Case { name: "alias bomb", content_type: "application/yaml", url: cms, body: bomb.into_bytes(), code: 400, says: "YAML" },
-        Case { name: "4 MiB body", content_type: "application/json", url: cms, body: vec![b' '; 4 * 1024 * 1024], code: 413, says: "too large" },
+        Case {
+            name: "bad JSON",
+            content_type: "application/json",
+            url: cms,
+            body: cm("{\"metadata\": "),
+            code: 400,
+            says: "not valid JSON",
+        },
+        Case {
+            name: "bad YAML",
+            content_type: "application/yaml",
+            url: cms,
+            body: cm("metadata: [unclosed"),
+            code: 400,
+            says: "not valid YAML",
+        },
+        Case {
+            name: "alias bomb",
+            content_type: "application/yaml",
+            url: cms,
+            body: bomb.into_bytes(),
+            code: 400,
+            says: "YAML",
+        },
+        Case {
+            name: "4 MiB body",
+            content_type: "application/json",
+            url: cms,
+            body: vec![b' '; 4 * 1024 * 1024],
+            code: 413,
+            says: "too large",
+        },
         Case {
             name: "wrong apiVersion",
             content_type: "application/json",
             url: cms,
-            body: cm(r#"{"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "x"}}"#),
+            body: cm(
+                r#"{"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "x"}}"#,
+            ),
             code: 400,
             says: "does not match the expected API version",
         },
@@ -47,7 +82,9 @@ async fn malformed_requests_get_clear_errors_and_lose_nothing() {
             name: "invalid name",
             content_type: "application/json",
             url: cms,
-            body: cm(r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Not_Valid"}}"#),
+            body: cm(
+                r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Not_Valid"}}"#,
+            ),
             code: 422,
             says: "RFC 1123",
         },
@@ -55,7 +92,9 @@ async fn malformed_requests_get_clear_errors_and_lose_nothing() {
             name: "unknown field, Strict",
             content_type: "application/json",
             url: "/api/v1/namespaces/default/configmaps?fieldValidation=Strict",
-            body: cm(r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "dta": {}}"#),
+            body: cm(
+                r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "dta": {}}"#,
+            ),
             code: 400,
             says: "unknown field \"dta\"",
         },
@@ -112,7 +151,17 @@ async fn malformed_requests_get_clear_errors_and_lose_nothing() {
     // Nothing was stored, and the server still serves.
     let names = s.ok(&["get", "cm", "-n", "default", "-o", "name"]);
     assert!(names.trim().is_empty(), "{names}");
-    s.ok(&["create", "namespace", "still-serving", "--dry-run=client", "-o", "yaml"]);
-    s.ok_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok, namespace: default}\n");
+    s.ok(&[
+        "create",
+        "namespace",
+        "still-serving",
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ]);
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok, namespace: default}\n",
+    );
     s.stop();
 }

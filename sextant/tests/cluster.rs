@@ -15,7 +15,13 @@ struct Proc {
 
 fn start(dir: &std::path::Path, addr: &str, extra: &[&str]) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args(["server", "--data-dir", dir.to_str().unwrap(), "--listen", addr])
+        .args([
+            "server",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            addr,
+        ])
         .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -27,7 +33,10 @@ fn start(dir: &std::path::Path, addr: &str, extra: &[&str]) -> Proc {
         assert!(Instant::now() < deadline, "{addr} wrote no kubeconfig");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Proc { child, dir: dir.to_owned() }
+    Proc {
+        child,
+        dir: dir.to_owned(),
+    }
 }
 
 impl Proc {
@@ -37,7 +46,11 @@ impl Proc {
 
     fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = self.kubectl(args, stdin);
-        assert!(out.status.success(), "kubectl {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 }
@@ -56,12 +69,34 @@ fn any_server_serves_the_api_and_it_survives_the_leader() {
     let a = start(&root.path().join("a"), &addrs[0], &[]);
     let token = std::fs::read_to_string(a.dir.join("node-token")).unwrap();
     let seed = format!("https://{}", addrs[0]);
-    let b = start(&root.path().join("b"), &addrs[1], &["--join", &seed, "--token", token.trim()]);
-    let c = start(&root.path().join("c"), &addrs[2], &["--join", &seed, "--token", token.trim()]);
+    let b = start(
+        &root.path().join("b"),
+        &addrs[1],
+        &["--join", &seed, "--token", token.trim()],
+    );
+    let c = start(
+        &root.path().join("c"),
+        &addrs[2],
+        &["--join", &seed, "--token", token.trim()],
+    );
 
     // Written through one server, read through another.
     b.ok(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: via-b, namespace: default}\ndata: {k: v}\n"));
-    assert_eq!(c.ok(&["-n", "default", "get", "cm", "via-b", "-o", "jsonpath={.data.k}"], None), "v");
+    assert_eq!(
+        c.ok(
+            &[
+                "-n",
+                "default",
+                "get",
+                "cm",
+                "via-b",
+                "-o",
+                "jsonpath={.data.k}"
+            ],
+            None
+        ),
+        "v"
+    );
 
     // Kill the first server (it bootstrapped the cluster and leads it) without warning.
     let mut a = a;
@@ -69,13 +104,23 @@ fn any_server_serves_the_api_and_it_survives_the_leader() {
     a.child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let out = c.kubectl(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: via-c, namespace: default}\n"));
+        let out = c.kubectl(
+            &["apply", "-f", "-"],
+            Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: via-c, namespace: default}\n"),
+        );
         if out.status.success() {
             break;
         }
-        assert!(Instant::now() < deadline, "writes did not resume: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            Instant::now() < deadline,
+            "writes did not resume: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let names = b.ok(&["-n", "default", "get", "cm", "-o", "name"], None);
-    assert!(names.contains("configmap/via-b") && names.contains("configmap/via-c"), "{names}");
+    assert!(
+        names.contains("configmap/via-b") && names.contains("configmap/via-c"),
+        "{names}"
+    );
 }

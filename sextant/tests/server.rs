@@ -11,7 +11,13 @@ fn free_addr() -> String {
 
 fn start(dir: &Path, listen: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args(["server", "--data-dir", dir.to_str().unwrap(), "--listen", listen])
+        .args([
+            "server",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            listen,
+        ])
         .args(extra)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -60,7 +66,10 @@ async fn wait_for<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
 
 /// Sends SIGTERM and returns the exit status and what the process logged.
 fn terminate(mut child: Child) -> (std::process::ExitStatus, String) {
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -68,7 +77,10 @@ fn terminate(mut child: Child) -> (std::process::ExitStatus, String) {
             std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
             return (status, log);
         }
-        assert!(Instant::now() < deadline, "the server did not stop within 20s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop within 20s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -77,33 +89,77 @@ fn terminate(mut child: Child) -> (std::process::ExitStatus, String) {
 async fn servers_start_join_and_stop_cleanly_on_sigterm() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let root = tempfile::tempdir().unwrap();
-    let (dir_a, dir_b, dir_c) = (root.path().join("a"), root.path().join("b"), root.path().join("c"));
+    let (dir_a, dir_b, dir_c) = (
+        root.path().join("a"),
+        root.path().join("b"),
+        root.path().join("c"),
+    );
     let (addr_a, addr_b, addr_c) = (free_addr(), free_addr(), free_addr());
 
     let a = start(&dir_a, &addr_a, &[]);
-    let token = wait_for("node-token", async || std::fs::read_to_string(dir_a.join("node-token")).ok()).await;
-    assert!(token.starts_with("SXT1::") && secret(&token).len() >= 32, "a join token: {token:?}");
+    let token = wait_for("node-token", async || {
+        std::fs::read_to_string(dir_a.join("node-token")).ok()
+    })
+    .await;
+    assert!(
+        token.starts_with("SXT1::") && secret(&token).len() >= 32,
+        "a join token: {token:?}"
+    );
     let sec = secret(&token);
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir_a.join("node-token")).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir_a.join("node-token"))
+            .unwrap()
+            .permissions(),
+    );
     assert_eq!(mode & 0o077, 0, "the token is readable by its owner only");
-    let s = wait_for("first server ready", async || status(&dir_a, &addr_a, &sec).await.filter(|s| s["leader"].is_u64())).await;
+    let s = wait_for("first server ready", async || {
+        status(&dir_a, &addr_a, &sec)
+            .await
+            .filter(|s| s["leader"].is_u64())
+    })
+    .await;
     assert_eq!(s["voters"].as_object().unwrap().len(), 1);
-    assert!(status(&dir_a, &addr_a, "not-the-token").await.is_none(), "the status endpoint needs the token");
-    wait_for("kubeconfig", async || std::fs::read_to_string(dir_a.join("kubeconfig.yaml")).ok()).await;
+    assert!(
+        status(&dir_a, &addr_a, "not-the-token").await.is_none(),
+        "the status endpoint needs the token"
+    );
+    wait_for("kubeconfig", async || {
+        std::fs::read_to_string(dir_a.join("kubeconfig.yaml")).ok()
+    })
+    .await;
 
     // A second server joins with the token.
-    let b = start(&dir_b, &addr_b, &["--join", &format!("https://{addr_a}"), "--token", &token]);
+    let b = start(
+        &dir_b,
+        &addr_b,
+        &["--join", &format!("https://{addr_a}"), "--token", &token],
+    );
     wait_for("two voters", async || {
-        status(&dir_a, &addr_a, &sec).await.filter(|s| s["voters"].as_object().unwrap().len() == 2)
+        status(&dir_a, &addr_a, &sec)
+            .await
+            .filter(|s| s["voters"].as_object().unwrap().len() == 2)
     })
     .await;
     // The joined server got the cluster's CA and admin credential.
-    wait_for("second kubeconfig", async || std::fs::read_to_string(dir_b.join("kubeconfig.yaml")).ok()).await;
-    assert_eq!(std::fs::read(dir_b.join("pki/ca.crt")).unwrap(), std::fs::read(dir_a.join("pki/ca.crt")).unwrap());
+    wait_for("second kubeconfig", async || {
+        std::fs::read_to_string(dir_b.join("kubeconfig.yaml")).ok()
+    })
+    .await;
+    assert_eq!(
+        std::fs::read(dir_b.join("pki/ca.crt")).unwrap(),
+        std::fs::read(dir_a.join("pki/ca.crt")).unwrap()
+    );
 
     // A third with the wrong token is refused, says why, and exits non-zero.
-    let forged = format!("{}::not-the-secret", token.trim().rsplit_once("::").unwrap().0);
-    let c = start(&dir_c, &addr_c, &["--join", &format!("https://{addr_a}"), "--token", &forged]);
+    let forged = format!(
+        "{}::not-the-secret",
+        token.trim().rsplit_once("::").unwrap().0
+    );
+    let c = start(
+        &dir_c,
+        &addr_c,
+        &["--join", &format!("https://{addr_a}"), "--token", &forged],
+    );
     let out = c.wait_with_output().unwrap();
     assert!(!out.status.success());
     let log = String::from_utf8_lossy(&out.stderr);
@@ -112,6 +168,9 @@ async fn servers_start_join_and_stop_cleanly_on_sigterm() {
     for child in [b, a] {
         let (status, log) = terminate(child);
         assert!(status.success(), "exit status {status:?}; log:\n{log}");
-        assert!(log.contains("SIGTERM received") && log.contains("sextant server stopped"), "{log}");
+        assert!(
+            log.contains("SIGTERM received") && log.contains("sextant server stopped"),
+            "{log}"
+        );
     }
 }

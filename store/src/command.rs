@@ -38,8 +38,15 @@ pub enum Precondition {
 /// One write inside a transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
-    Put { key: String, value: Vec<u8>, precondition: Precondition },
-    Delete { key: String, precondition: Precondition },
+    Put {
+        key: String,
+        value: Vec<u8>,
+        precondition: Precondition,
+    },
+    Delete {
+        key: String,
+        precondition: Precondition,
+    },
 }
 
 impl Op {
@@ -81,10 +88,15 @@ pub struct Rejection {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     /// The transaction applied at `revision`. `prev` holds, per op, the key as it was before.
-    Applied { revision: u64, prev: Vec<Option<KeyValue>> },
+    Applied {
+        revision: u64,
+        prev: Vec<Option<KeyValue>>,
+    },
     Rejected(Rejection),
     /// A compaction was applied, or was a no-op because history was already compacted further.
-    Compacted { revision: u64 },
+    Compacted {
+        revision: u64,
+    },
 }
 
 /// Whether a watch event made, changed or removed its key.

@@ -28,7 +28,11 @@ pub enum StoreError {
          read it again and retry against the current revision",
         found.map_or("no revision (absent)".to_owned(), |r| format!("revision {r}"))
     )]
-    Conflict { key: String, wanted: Precondition, found: Option<u64> },
+    Conflict {
+        key: String,
+        wanted: Precondition,
+        found: Option<u64>,
+    },
 
     /// The requested revision is older than the retained history. List again and watch
     /// from the list's revision.
@@ -114,19 +118,27 @@ impl StoreError {
         match self {
             StoreError::AlreadyExists { key } => StoreError::AlreadyExists { key: key.clone() },
             StoreError::NotFound { key } => StoreError::NotFound { key: key.clone() },
-            StoreError::Conflict { key, wanted, found } => {
-                StoreError::Conflict { key: key.clone(), wanted: *wanted, found: *found }
-            }
-            StoreError::Compacted { requested, compacted } => {
-                StoreError::Compacted { requested: *requested, compacted: *compacted }
-            }
-            StoreError::FutureRevision { requested, current } => {
-                StoreError::FutureRevision { requested: *requested, current: *current }
-            }
+            StoreError::Conflict { key, wanted, found } => StoreError::Conflict {
+                key: key.clone(),
+                wanted: *wanted,
+                found: *found,
+            },
+            StoreError::Compacted {
+                requested,
+                compacted,
+            } => StoreError::Compacted {
+                requested: *requested,
+                compacted: *compacted,
+            },
+            StoreError::FutureRevision { requested, current } => StoreError::FutureRevision {
+                requested: *requested,
+                current: *current,
+            },
             StoreError::NoLeader => StoreError::NoLeader,
-            StoreError::Unavailable { url, message } => {
-                StoreError::Unavailable { url: url.clone(), message: message.clone() }
-            }
+            StoreError::Unavailable { url, message } => StoreError::Unavailable {
+                url: url.clone(),
+                message: message.clone(),
+            },
             StoreError::Unauthorized { url } => StoreError::Unauthorized { url: url.clone() },
             StoreError::Membership(m) => StoreError::Membership(m.clone()),
             other => StoreError::Stopped(other.to_string()),

@@ -45,10 +45,16 @@ pub(crate) fn list(txn: &ReadTransaction, req: &ListRequest) -> Result<ListRespo
     let revs = StateDb::revisions(txn)?;
     let at = req.revision.unwrap_or(revs.current);
     if at > revs.current {
-        return Err(StoreError::FutureRevision { requested: at, current: revs.current });
+        return Err(StoreError::FutureRevision {
+            requested: at,
+            current: revs.current,
+        });
     }
     if at < revs.current && at < revs.compacted {
-        return Err(StoreError::Compacted { requested: at, compacted: revs.compacted });
+        return Err(StoreError::Compacted {
+            requested: at,
+            compacted: revs.compacted,
+        });
     }
     let in_range = |key: &str| {
         key.starts_with(&req.prefix) && req.start_after.as_deref().is_none_or(|after| key > after)
@@ -69,11 +75,13 @@ pub(crate) fn list(txn: &ReadTransaction, req: &ListRequest) -> Result<ListRespo
         _ => Bound::Included(req.prefix.as_str()),
     };
     let kv = txn.open_table(KV)?;
-    let mut current = kv.range::<&str>((start, Bound::Unbounded))?.map_while(|item| match item {
-        Ok((k, v)) if k.value().starts_with(&req.prefix) => Some(decode(k.value(), v.value())),
-        Ok(_) => None,
-        Err(e) => Some(Err(e.into())),
-    });
+    let mut current = kv
+        .range::<&str>((start, Bound::Unbounded))?
+        .map_while(|item| match item {
+            Ok((k, v)) if k.value().starts_with(&req.prefix) => Some(decode(k.value(), v.value())),
+            Ok(_) => None,
+            Err(e) => Some(Err(e.into())),
+        });
     let mut undo = undo.into_iter().peekable();
     let mut next_current = current.next().transpose()?;
     let mut items = Vec::new();
@@ -91,12 +99,20 @@ pub(crate) fn list(txn: &ReadTransaction, req: &ListRequest) -> Result<ListRespo
         };
         if let Some(item) = item {
             if items.len() == limit {
-                return Ok(ListResponse { items, revision: at, more: true });
+                return Ok(ListResponse {
+                    items,
+                    revision: at,
+                    more: true,
+                });
             }
             items.push(item);
         }
     }
-    Ok(ListResponse { items, revision: at, more: false })
+    Ok(ListResponse {
+        items,
+        revision: at,
+        more: false,
+    })
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<KeyValue> {

@@ -21,7 +21,9 @@ use std::thread::JoinHandle;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, LogState, RaftLogId, RaftLogReader};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 use tokio::sync::oneshot;
 
 use crate::command::codec;
@@ -38,11 +40,25 @@ const NODE_ID_KEY: &str = "node_id";
 
 /// A write for the writer thread, in the order openraft issued it.
 enum Job {
-    Append { entries: Vec<(LogId, Vec<u8>)>, done: LogFlushed<TypeConfig> },
-    Truncate { from: u64, done: oneshot::Sender<Result<()>> },
-    Purge { upto: LogId, done: oneshot::Sender<Result<()>> },
-    SaveVote { vote: Vote, done: oneshot::Sender<Result<()>> },
-    SaveCommitted { committed: Option<LogId> },
+    Append {
+        entries: Vec<(LogId, Vec<u8>)>,
+        done: LogFlushed<TypeConfig>,
+    },
+    Truncate {
+        from: u64,
+        done: oneshot::Sender<Result<()>>,
+    },
+    Purge {
+        upto: LogId,
+        done: oneshot::Sender<Result<()>>,
+    },
+    SaveVote {
+        vote: Vote,
+        done: oneshot::Sender<Result<()>>,
+    },
+    SaveCommitted {
+        committed: Option<LogId>,
+    },
 }
 
 struct Shared {
@@ -78,14 +94,18 @@ impl LogStore {
     /// Opens (or creates) the log at `path` and returns it with this node's id, which is
     /// chosen at random on first open and kept in the log file ever after.
     pub fn open(path: &Path) -> Result<(Self, NodeId)> {
-        let db = Database::create(path)
-            .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+        let db = Database::create(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
         let node_id = {
             let txn = db.begin_write()?;
             let id = {
                 txn.open_table(LOG)?;
                 let mut meta = txn.open_table(META)?;
-                let existing = meta.get(NODE_ID_KEY)?.map(|v| decode::<NodeId>(v.value(), "node id"));
+                let existing = meta
+                    .get(NODE_ID_KEY)?
+                    .map(|v| decode::<NodeId>(v.value(), "node id"));
                 match existing {
                     Some(id) => id?,
                     None => {
@@ -98,22 +118,42 @@ impl LogStore {
             txn.commit()?;
             id
         };
-        let shared = Arc::new(Shared { db, pending: Mutex::new(BTreeMap::new()) });
+        let shared = Arc::new(Shared {
+            db,
+            pending: Mutex::new(BTreeMap::new()),
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         let writer_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("raft-log-writer".into())
             .spawn(move || writer_loop(&writer_shared, rx))
-            .map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
-        let jobs = Arc::new(WriterHandle { tx: Some(tx), thread: Some(thread) });
+            .map_err(|source| StoreError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        let jobs = Arc::new(WriterHandle {
+            tx: Some(tx),
+            thread: Some(thread),
+        });
         Ok((LogStore { shared, jobs }, node_id))
     }
 
-    #[expect(clippy::result_large_err, reason = "openraft's storage traits return its own error type")]
+    #[expect(
+        clippy::result_large_err,
+        reason = "openraft's storage traits return its own error type"
+    )]
     fn send(&self, job: Job) -> Result<(), StorageError> {
-        let tx = self.jobs.tx.as_ref().expect("queue is open while a handle exists");
+        let tx = self
+            .jobs
+            .tx
+            .as_ref()
+            .expect("queue is open while a handle exists");
         tx.send(job).map_err(|_| {
-            io_err(ErrorSubject::Logs, ErrorVerb::Write, std::io::Error::other("log writer stopped"))
+            io_err(
+                ErrorSubject::Logs,
+                ErrorVerb::Write,
+                std::io::Error::other("log writer stopped"),
+            )
         })
     }
 
@@ -125,7 +165,11 @@ impl LogStore {
         let (done, rx) = oneshot::channel();
         self.send(make(done))?;
         let res = rx.await.map_err(|_| {
-            io_err(subject.clone(), ErrorVerb::Write, std::io::Error::other("log writer stopped"))
+            io_err(
+                subject.clone(),
+                ErrorVerb::Write,
+                std::io::Error::other("log writer stopped"),
+            )
         })?;
         res.map_err(|e| io_err(subject, ErrorVerb::Write, e))
     }
@@ -134,7 +178,9 @@ impl LogStore {
         let txn = self.shared.db.begin_read()?;
         let meta = txn.open_table(META)?;
         let value = meta.get(key)?;
-        value.map(|v| decode(v.value(), "raft log metadata")).transpose()
+        value
+            .map(|v| decode(v.value(), "raft log metadata"))
+            .transpose()
     }
 
     fn read_range(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<Entry>> {
@@ -148,7 +194,8 @@ impl LogStore {
         let log = txn.open_table(LOG)?;
         for item in log.range(range)? {
             let (k, v) = item?;
-            out.entry(k.value()).or_insert(decode(v.value(), "raft log entry")?);
+            out.entry(k.value())
+                .or_insert(decode(v.value(), "raft log entry")?);
         }
         Ok(out.into_values().collect())
     }
@@ -195,7 +242,9 @@ fn writer_loop(shared: &Shared, rx: std::sync::mpsc::Receiver<Job>) {
                 Job::Append { done, .. } => {
                     done.log_io_completed(res.map_err(std::io::Error::other));
                 }
-                Job::Truncate { done, .. } | Job::Purge { done, .. } | Job::SaveVote { done, .. } => {
+                Job::Truncate { done, .. }
+                | Job::Purge { done, .. }
+                | Job::SaveVote { done, .. } => {
                     let _ = done.send(res.map_err(StoreError::Stopped));
                 }
                 Job::SaveCommitted { .. } => {}
@@ -264,15 +313,26 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last = match pending_last {
             Some(id) => Some(id),
             None => {
-                let txn = self.shared.db.begin_read().map_err(|e| read_err(e.into()))?;
+                let txn = self
+                    .shared
+                    .db
+                    .begin_read()
+                    .map_err(|e| read_err(e.into()))?;
                 let log = txn.open_table(LOG).map_err(|e| read_err(e.into()))?;
                 match log.last().map_err(|e| read_err(e.into()))? {
-                    Some((_, v)) => Some(*decode::<Entry>(v.value(), "raft log entry").map_err(read_err)?.get_log_id()),
+                    Some((_, v)) => Some(
+                        *decode::<Entry>(v.value(), "raft log entry")
+                            .map_err(read_err)?
+                            .get_log_id(),
+                    ),
                     None => None,
                 }
             }
         };
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last.or(last_purged) })
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last.or(last_purged),
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -281,11 +341,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let vote = *vote;
-        self.send_and_wait(|done| Job::SaveVote { vote, done }, ErrorSubject::Vote).await
+        self.send_and_wait(|done| Job::SaveVote { vote, done }, ErrorSubject::Vote)
+            .await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.read_meta(VOTE_KEY).map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Read, e))
+        self.read_meta(VOTE_KEY)
+            .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Read, e))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
@@ -295,10 +357,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.read_meta::<Option<LogId>>(COMMITTED_KEY).map_err(read_err)?.flatten())
+        Ok(self
+            .read_meta::<Option<LogId>>(COMMITTED_KEY)
+            .map_err(read_err)?
+            .flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -316,13 +385,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             callback.log_io_completed(Ok(()));
             return Ok(());
         }
-        self.send(Job::Append { entries: encoded, done: callback })
+        self.send(Job::Append {
+            entries: encoded,
+            done: callback,
+        })
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.shared.pending.lock().expect("pending lock poisoned").split_off(&log_id.index);
+        self.shared
+            .pending
+            .lock()
+            .expect("pending lock poisoned")
+            .split_off(&log_id.index);
         let from = log_id.index;
-        self.send_and_wait(|done| Job::Truncate { from, done }, ErrorSubject::Logs).await
+        self.send_and_wait(|done| Job::Truncate { from, done }, ErrorSubject::Logs)
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -330,6 +407,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut pending = self.shared.pending.lock().expect("pending lock poisoned");
             *pending = pending.split_off(&(log_id.index + 1));
         }
-        self.send_and_wait(|done| Job::Purge { upto: log_id, done }, ErrorSubject::Logs).await
+        self.send_and_wait(|done| Job::Purge { upto: log_id, done }, ErrorSubject::Logs)
+            .await
     }
 }

@@ -53,7 +53,11 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    pub fn new(data_dir: impl Into<PathBuf>, advertise_url: impl Into<String>, cluster_token: impl Into<String>) -> Self {
+    pub fn new(
+        data_dir: impl Into<PathBuf>,
+        advertise_url: impl Into<String>,
+        cluster_token: impl Into<String>,
+    ) -> Self {
         StoreConfig {
             data_dir: data_dir.into(),
             advertise_url: advertise_url.into(),
@@ -78,7 +82,9 @@ impl StoreConfig {
             max_payload_entries: 256,
             ..Default::default()
         };
-        config.validate().map_err(|e| StoreError::Membership(format!("invalid raft settings: {e}")))
+        config
+            .validate()
+            .map_err(|e| StoreError::Membership(format!("invalid raft settings: {e}")))
     }
 }
 
@@ -120,24 +126,55 @@ impl Store {
     /// Opens the node's files and starts raft. `http` is the client used to reach peers.
     pub async fn open(config: StoreConfig, http: reqwest::Client) -> Result<Store> {
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.clone(),
+            source,
+        })?;
         let (log, id) = LogStore::open(&dir.join("raft-log.redb"))?;
         let state = StateDb::open(&dir.join("state.redb"))?;
         let hub = Arc::new(Hub::new());
         let sm = StateMachine::new(state.clone(), hub.clone(), dir.join("snapshot.bin"));
         let peers = Peers::new(http, &config.cluster_token);
-        let raft = Raft::new(id, Arc::new(config.raft_config()?), peers.clone(), log.clone(), sm)
-            .await
-            .map_err(|e| StoreError::Stopped(format!("raft did not start: {e}")))?;
+        let raft = Raft::new(
+            id,
+            Arc::new(config.raft_config()?),
+            peers.clone(),
+            log.clone(),
+            sm,
+        )
+        .await
+        .map_err(|e| StoreError::Stopped(format!("raft did not start: {e}")))?;
 
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         let (tx, rx) = mpsc::channel(proposer::MAX_BATCH * 4);
-        tasks.spawn(proposer::run(raft.clone(), peers.clone(), rx, cancel.clone()));
-        tasks.spawn(compactor(raft.clone(), state.clone(), tx.clone(), config.compaction_interval, cancel.clone()));
+        tasks.spawn(proposer::run(
+            raft.clone(),
+            peers.clone(),
+            rx,
+            cancel.clone(),
+        ));
+        tasks.spawn(compactor(
+            raft.clone(),
+            state.clone(),
+            tx.clone(),
+            config.compaction_interval,
+            cancel.clone(),
+        ));
         tracing::info!(node = id, dir = %dir.display(), "store node open");
         Ok(Store {
-            inner: Arc::new(Inner { id, config, raft, state, log, hub, peers, proposals: tx, cancel, tasks }),
+            inner: Arc::new(Inner {
+                id,
+                config,
+                raft,
+                state,
+                log,
+                hub,
+                peers,
+                proposals: tx,
+                cancel,
+                tasks,
+            }),
         })
     }
 
@@ -155,7 +192,11 @@ impl Store {
 
     /// Whether this node has ever been part of a cluster (bootstrapped, joined, or restarted).
     pub async fn is_initialized(&self) -> Result<bool> {
-        self.inner.raft.is_initialized().await.map_err(|e| StoreError::Stopped(e.to_string()))
+        self.inner
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| StoreError::Stopped(e.to_string()))
     }
 
     /// Makes this node a one-node cluster, unless it already belongs to one.
@@ -163,7 +204,10 @@ impl Store {
         if self.is_initialized().await? {
             return Ok(());
         }
-        let members = BTreeMap::from([(self.id(), Node::new(self.inner.config.advertise_url.clone()))]);
+        let members = BTreeMap::from([(
+            self.id(),
+            Node::new(self.inner.config.advertise_url.clone()),
+        )]);
         self.inner
             .raft
             .initialize(members)
@@ -185,11 +229,16 @@ impl Store {
             return Ok(());
         }
         let req = (self.id(), self.inner.config.advertise_url.clone());
-        let answer: Result<Result<(), ForwardError>, PeerError> =
-            self.inner.peers.call(seed_url, "/members/add", &req, None).await;
+        let answer: Result<Result<(), ForwardError>, PeerError> = self
+            .inner
+            .peers
+            .call(seed_url, "/members/add", &req, None)
+            .await;
         match answer {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Membership(format!("{seed_url} refused to add this node: {e:?}"))),
+            Ok(Err(e)) => Err(StoreError::Membership(format!(
+                "{seed_url} refused to add this node: {e:?}"
+            ))),
             Err(e) => Err(e.into_store_error(seed_url)),
         }
     }
@@ -204,15 +253,21 @@ impl Store {
         self.change_members(None, Some(id)).await
     }
 
-    pub(crate) async fn change_members(&self, add: Option<(NodeId, String)>, remove: Option<NodeId>) -> Result<()> {
+    pub(crate) async fn change_members(
+        &self,
+        add: Option<(NodeId, String)>,
+        remove: Option<NodeId>,
+    ) -> Result<()> {
         let raft = &self.inner.raft;
         let result = async {
             if let Some((id, url)) = &add {
                 raft.add_learner(*id, Node::new(url.clone()), true).await?;
-                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([*id])), false).await?;
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([*id])), false)
+                    .await?;
             }
             if let Some(id) = remove {
-                raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false).await?;
+                raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+                    .await?;
             }
             Ok::<_, RaftError<NodeId, ClientWriteError<NodeId, Node>>>(())
         }
@@ -220,10 +275,22 @@ impl Store {
         match result {
             Ok(()) => Ok(()),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                let Some(leader) = f.leader_node else { return Err(StoreError::NoLeader) };
+                let Some(leader) = f.leader_node else {
+                    return Err(StoreError::NoLeader);
+                };
                 let answer: Result<Result<(), ForwardError>, PeerError> = match (add, remove) {
-                    (Some(req), _) => self.inner.peers.call(&leader.addr, "/members/add", &req, None).await,
-                    (None, Some(id)) => self.inner.peers.call(&leader.addr, "/members/remove", &id, None).await,
+                    (Some(req), _) => {
+                        self.inner
+                            .peers
+                            .call(&leader.addr, "/members/add", &req, None)
+                            .await
+                    }
+                    (None, Some(id)) => {
+                        self.inner
+                            .peers
+                            .call(&leader.addr, "/members/remove", &id, None)
+                            .await
+                    }
                     (None, None) => return Ok(()),
                 };
                 match answer {
@@ -247,7 +314,8 @@ impl Store {
             .send(Proposal { command, reply })
             .await
             .map_err(|_| StoreError::Stopped("the store is shutting down".into()))?;
-        rx.await.map_err(|_| StoreError::Stopped("the store is shutting down".into()))?
+        rx.await
+            .map_err(|_| StoreError::Stopped("the store is shutting down".into()))?
     }
 
     /// Applies `ops` atomically under one new revision; the answer per op is the key as it
@@ -256,7 +324,9 @@ impl Store {
         match self.submit(Command::Txn(ops)).await? {
             Outcome::Applied { revision, prev } => Ok((revision, prev)),
             Outcome::Rejected(r) => Err(rejection_error(r)),
-            Outcome::Compacted { .. } => unreachable!("a transaction never answers as a compaction"),
+            Outcome::Compacted { .. } => {
+                unreachable!("a transaction never answers as a compaction")
+            }
         }
     }
 
@@ -266,17 +336,43 @@ impl Store {
     }
 
     /// Writes `key` if `precondition` holds. Returns the new revision.
-    pub async fn put(&self, key: impl Into<String>, value: Vec<u8>, precondition: Precondition) -> Result<u64> {
-        let (revision, _) = self.txn(vec![Op::Put { key: key.into(), value, precondition }]).await?;
+    pub async fn put(
+        &self,
+        key: impl Into<String>,
+        value: Vec<u8>,
+        precondition: Precondition,
+    ) -> Result<u64> {
+        let (revision, _) = self
+            .txn(vec![Op::Put {
+                key: key.into(),
+                value,
+                precondition,
+            }])
+            .await?;
         Ok(revision)
     }
 
     /// Deletes `key` if `precondition` holds. Returns the deleted key, its `mod_revision` set to
     /// the revision of the deletion.
-    pub async fn delete(&self, key: impl Into<String>, precondition: Precondition) -> Result<KeyValue> {
-        let (revision, mut prev) = self.txn(vec![Op::Delete { key: key.into(), precondition }]).await?;
-        let prev = prev.pop().flatten().expect("a delete that applied had a previous value");
-        Ok(KeyValue { mod_revision: revision, ..prev })
+    pub async fn delete(
+        &self,
+        key: impl Into<String>,
+        precondition: Precondition,
+    ) -> Result<KeyValue> {
+        let (revision, mut prev) = self
+            .txn(vec![Op::Delete {
+                key: key.into(),
+                precondition,
+            }])
+            .await?;
+        let prev = prev
+            .pop()
+            .flatten()
+            .expect("a delete that applied had a previous value");
+        Ok(KeyValue {
+            mod_revision: revision,
+            ..prev
+        })
     }
 
     /// Forgets watch history up to `revision`. Returns the compacted revision.
@@ -298,7 +394,9 @@ impl Store {
             .wait(Some(Duration::from_secs(10)))
             .applied_index_at_least(Some(index), "linearizable read")
             .await
-            .map_err(|e| StoreError::Stopped(format!("this node did not catch up for a read: {e}")))?;
+            .map_err(|e| {
+                StoreError::Stopped(format!("this node did not catch up for a read: {e}"))
+            })?;
         Ok(())
     }
 
@@ -329,7 +427,14 @@ impl Store {
     /// Watches every change under `prefix` with a revision greater than `after`.
     pub async fn watch(&self, prefix: impl Into<String>, after: u64) -> Result<Watcher> {
         let rx = self.inner.hub.subscribe();
-        Watcher::start(prefix.into(), after, self.inner.state.clone(), rx, self.inner.config.progress_interval).await
+        Watcher::start(
+            prefix.into(),
+            after,
+            self.inner.state.clone(),
+            rx,
+            self.inner.config.progress_interval,
+        )
+        .await
     }
 
     /// This node's current revision.
@@ -379,7 +484,11 @@ impl Store {
         self.inner.cancel.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
-        self.inner.raft.shutdown().await.map_err(|e| StoreError::Stopped(format!("raft shutdown: {e}")))?;
+        self.inner
+            .raft
+            .shutdown()
+            .await
+            .map_err(|e| StoreError::Stopped(format!("raft shutdown: {e}")))?;
         tracing::info!(node = self.id(), "store node stopped");
         Ok(())
     }
@@ -389,7 +498,11 @@ fn rejection_error(r: Rejection) -> StoreError {
     match (r.wanted, r.found) {
         (Precondition::Absent, Some(_)) => StoreError::AlreadyExists { key: r.key },
         (_, None) => StoreError::NotFound { key: r.key },
-        (wanted, found) => StoreError::Conflict { key: r.key, wanted, found },
+        (wanted, found) => StoreError::Conflict {
+            key: r.key,
+            wanted,
+            found,
+        },
     }
 }
 
@@ -408,15 +521,26 @@ async fn compactor(
             () = tokio::time::sleep(interval) => {}
         }
         let is_leader = raft.metrics().borrow().current_leader == Some(raft.metrics().borrow().id);
-        let Ok(current) = state.read().and_then(|t| StateDb::revisions(&t)) else { continue };
+        let Ok(current) = state.read().and_then(|t| StateDb::revisions(&t)) else {
+            continue;
+        };
         if is_leader && let Some(target) = seen_last_tick.filter(|t| *t > current.compacted) {
             let (reply, rx) = oneshot::channel();
-            if proposals.send(Proposal { command: Command::Compact { revision: target }, reply }).await.is_err() {
+            if proposals
+                .send(Proposal {
+                    command: Command::Compact { revision: target },
+                    reply,
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
             match rx.await {
                 Ok(Ok(_)) => tracing::debug!(revision = target, "compacted watch history"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "compaction failed; will retry next interval"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "compaction failed; will retry next interval")
+                }
                 Err(_) => return,
             }
         }

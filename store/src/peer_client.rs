@@ -46,8 +46,13 @@ pub(crate) enum PeerError {
 impl PeerError {
     pub fn into_store_error(self, url: &str) -> StoreError {
         match self {
-            PeerError::Unauthorized => StoreError::Unauthorized { url: url.to_owned() },
-            other => StoreError::Unavailable { url: url.to_owned(), message: other.to_string() },
+            PeerError::Unauthorized => StoreError::Unauthorized {
+                url: url.to_owned(),
+            },
+            other => StoreError::Unavailable {
+                url: url.to_owned(),
+                message: other.to_string(),
+            },
         }
     }
 }
@@ -61,7 +66,10 @@ pub(crate) struct Peers {
 
 impl Peers {
     pub fn new(http: reqwest::Client, token: &str) -> Self {
-        Peers { http, token: token.into() }
+        Peers {
+            http,
+            token: token.into(),
+        }
     }
 
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
@@ -89,7 +97,10 @@ impl Peers {
             }
         })?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| PeerError::Unreachable(error_chain(&e)))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| PeerError::Unreachable(error_chain(&e)))?;
         match status.as_u16() {
             200 => Ok(codec::decode(&body)?),
             401 | 403 => Err(PeerError::Unauthorized),
@@ -117,7 +128,11 @@ impl RaftNetworkFactory<TypeConfig> for Peers {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerConnection {
-        PeerConnection { peers: self.clone(), target, url: node.addr.clone() }
+        PeerConnection {
+            peers: self.clone(),
+            target,
+            url: node.addr.clone(),
+        }
     }
 }
 

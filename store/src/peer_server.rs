@@ -41,16 +41,26 @@ pub fn router(store: Store) -> Router {
     Router::new().nest(PATH_PREFIX, routes)
 }
 
-async fn authenticate(State(store): State<Store>, headers: HeaderMap, req: Request, next: Next) -> Response {
+async fn authenticate(
+    State(store): State<Store>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), store.config().cluster_token.as_bytes()) => {
+        Some(token)
+            if constant_time_eq(token.as_bytes(), store.config().cluster_token.as_bytes()) =>
+        {
             next.run(req).await
         }
-        _ => (StatusCode::UNAUTHORIZED, "a valid cluster token is required for store peer endpoints")
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            "a valid cluster token is required for store peer endpoints",
+        )
             .into_response(),
     }
 }
@@ -60,7 +70,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-#[expect(clippy::result_large_err, reason = "the error is the response itself, built once per bad request")]
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the response itself, built once per bad request"
+)]
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
     codec::decode(body).map_err(|e| {
         (StatusCode::BAD_REQUEST, format!("the request body did not decode ({e}); is the peer running the same Sextant version?"))
@@ -102,7 +115,9 @@ async fn propose(State(store): State<Store>, body: Bytes) -> Response {
     };
     let answer = match store.raft().client_write(commands).await {
         Ok(resp) => Ok(resp.data),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ForwardError::NotLeader),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+            Err(ForwardError::NotLeader)
+        }
         Err(RaftError::Fatal(_)) => Err(ForwardError::Stopped),
         Err(e) => Err(ForwardError::Failed(e.to_string())),
     };
@@ -124,7 +139,12 @@ async fn add_member(State(store): State<Store>, body: Bytes) -> Response {
         Err(r) => return r,
     };
     tracing::info!(node = id, %url, "adding store node");
-    reply(&store.add_voter(id, url).await.map_err(|e| ForwardError::Failed(e.to_string())))
+    reply(
+        &store
+            .add_voter(id, url)
+            .await
+            .map_err(|e| ForwardError::Failed(e.to_string())),
+    )
 }
 
 async fn remove_member(State(store): State<Store>, body: Bytes) -> Response {
@@ -133,7 +153,12 @@ async fn remove_member(State(store): State<Store>, body: Bytes) -> Response {
         Err(r) => return r,
     };
     tracing::info!(node = id, "removing store node");
-    reply(&store.remove_node(id).await.map_err(|e| ForwardError::Failed(e.to_string())))
+    reply(
+        &store
+            .remove_node(id)
+            .await
+            .map_err(|e| ForwardError::Failed(e.to_string())),
+    )
 }
 
 /// The node's view of the cluster, as JSON, for operators (`curl -H "Authorization: Bearer …"`).

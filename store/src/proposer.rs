@@ -51,7 +51,12 @@ pub(crate) enum ForwardError {
     Failed(String),
 }
 
-pub(crate) async fn run(raft: Raft, peers: Peers, mut rx: mpsc::Receiver<Proposal>, cancel: CancellationToken) {
+pub(crate) async fn run(
+    raft: Raft,
+    peers: Peers,
+    mut rx: mpsc::Receiver<Proposal>,
+    cancel: CancellationToken,
+) {
     let mut inflight = FuturesUnordered::new();
     loop {
         tokio::select! {
@@ -77,7 +82,8 @@ pub(crate) async fn run(raft: Raft, peers: Peers, mut rx: mpsc::Receiver<Proposa
 }
 
 async fn propose_batch(raft: Raft, peers: Peers, batch: Vec<Proposal>) {
-    let (commands, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+    let (commands, replies): (Vec<_>, Vec<_>) =
+        batch.into_iter().map(|p| (p.command, p.reply)).unzip();
     match write(&raft, &peers, commands).await {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -93,7 +99,11 @@ async fn propose_batch(raft: Raft, peers: Peers, batch: Vec<Proposal>) {
 }
 
 /// Proposes `commands` as one entry through the leader, wherever it is.
-pub(crate) async fn write(raft: &Raft, peers: &Peers, commands: Vec<Command>) -> Result<Vec<Outcome>> {
+pub(crate) async fn write(
+    raft: &Raft,
+    peers: &Peers,
+    commands: Vec<Command>,
+) -> Result<Vec<Outcome>> {
     let deadline = Instant::now() + LEADER_WAIT;
     loop {
         match raft.client_write(commands.clone()).await {
@@ -106,7 +116,8 @@ pub(crate) async fn write(raft: &Raft, peers: &Peers, commands: Vec<Command>) ->
                         Ok(Ok(outcomes)) => return Ok(outcomes),
                         Ok(Err(ForwardError::Failed(m))) => return Err(StoreError::Stopped(m)),
                         // The leader moved, or is gone before it saw the request: retry.
-                        Ok(Err(ForwardError::NotLeader | ForwardError::Stopped)) | Err(PeerError::Connect(_)) => {}
+                        Ok(Err(ForwardError::NotLeader | ForwardError::Stopped))
+                        | Err(PeerError::Connect(_)) => {}
                         Err(e) => return Err(e.into_store_error(&node.addr)),
                     }
                 }
@@ -133,7 +144,8 @@ pub(crate) async fn read_index(raft: &Raft, peers: &Peers) -> Result<u64> {
                     match answer {
                         Ok(Ok(index)) => return Ok(index),
                         Ok(Err(ForwardError::Failed(m))) => return Err(StoreError::Stopped(m)),
-                        Ok(Err(ForwardError::NotLeader | ForwardError::Stopped)) | Err(PeerError::Connect(_)) => {}
+                        Ok(Err(ForwardError::NotLeader | ForwardError::Stopped))
+                        | Err(PeerError::Connect(_)) => {}
                         Err(e) => return Err(e.into_store_error(&node.addr)),
                     }
                 }

@@ -26,7 +26,9 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Command, Event, EventKind, KeyValue, Op, Outcome, Precondition, Rejection, codec};
+use crate::command::{
+    Command, Event, EventKind, KeyValue, Op, Outcome, Precondition, Rejection, codec,
+};
 use crate::error::{Result, StoreError};
 use crate::raft::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig, io_err};
 use crate::watch::Hub;
@@ -93,8 +95,10 @@ pub(crate) struct Revisions {
 
 impl StateDb {
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path)
-            .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+        let db = Database::create(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
         let txn = db.begin_write()?;
         txn.open_table(KV)?;
         txn.open_table(HISTORY)?;
@@ -110,9 +114,16 @@ impl StateDb {
     pub fn revisions(txn: &ReadTransaction) -> Result<Revisions> {
         let meta = txn.open_table(META)?;
         let get = |key| -> Result<u64> {
-            Ok(meta.get(key)?.map(|v| decode(v.value(), "store metadata")).transpose()?.unwrap_or(0))
+            Ok(meta
+                .get(key)?
+                .map(|v| decode(v.value(), "store metadata"))
+                .transpose()?
+                .unwrap_or(0))
         };
-        Ok(Revisions { current: get(REVISION_KEY)?, compacted: get(COMPACTED_KEY)? })
+        Ok(Revisions {
+            current: get(REVISION_KEY)?,
+            compacted: get(COMPACTED_KEY)?,
+        })
     }
 
     pub fn get(txn: &ReadTransaction, key: &str) -> Result<Option<KeyValue>> {
@@ -152,14 +163,23 @@ pub struct StateMachine {
 
 impl StateMachine {
     pub(crate) fn new(state: StateDb, hub: Arc<Hub>, snapshot_path: PathBuf) -> Self {
-        StateMachine { state, hub, snapshot_path, last_durable: Instant::now() }
+        StateMachine {
+            state,
+            hub,
+            snapshot_path,
+            last_durable: Instant::now(),
+        }
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<Vec<Vec<Outcome>>> {
         let mut txn = self.state.db.begin_write()?;
         let durable = self.last_durable.elapsed() >= DURABLE_EVERY;
-        txn.set_durability(if durable { Durability::Immediate } else { Durability::None })
-            .map_err(|e| StoreError::Stopped(format!("cannot set durability: {e}")))?;
+        txn.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })
+        .map_err(|e| StoreError::Stopped(format!("cannot set durability: {e}")))?;
         let mut events = Vec::new();
         let mut responses = Vec::with_capacity(entries.len());
         let revision;
@@ -179,12 +199,16 @@ impl StateMachine {
                     }
                     EntryPayload::Membership(m) => {
                         let stored = StoredMembership::new(Some(entry.log_id), m);
-                        applier.meta.insert(MEMBERSHIP_KEY, codec::encode(&stored).as_slice())?;
+                        applier
+                            .meta
+                            .insert(MEMBERSHIP_KEY, codec::encode(&stored).as_slice())?;
                         responses.push(Vec::new());
                     }
                 }
             }
-            applier.meta.insert(APPLIED_KEY, codec::encode(&last_applied).as_slice())?;
+            applier
+                .meta
+                .insert(APPLIED_KEY, codec::encode(&last_applied).as_slice())?;
             applier.finish()?;
             revision = applier.revision;
         }
@@ -216,10 +240,18 @@ impl StateMachine {
         let bytes = match std::fs::read(&self.snapshot_path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StoreError::Io { path: self.snapshot_path.clone(), source }),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: self.snapshot_path.clone(),
+                    source,
+                });
+            }
         };
         let (meta, data): (SnapshotMeta, Vec<u8>) = decode(&bytes, "snapshot file")?;
-        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
     }
 
     fn install(&mut self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<()> {
@@ -241,7 +273,10 @@ impl StateMachine {
             // relist, exactly as after a compaction.
             m.insert(COMPACTED_KEY, codec::encode(&payload.revision).as_slice())?;
             m.insert(APPLIED_KEY, codec::encode(&meta.last_log_id).as_slice())?;
-            m.insert(MEMBERSHIP_KEY, codec::encode(&meta.last_membership).as_slice())?;
+            m.insert(
+                MEMBERSHIP_KEY,
+                codec::encode(&meta.last_membership).as_slice(),
+            )?;
         }
         txn.commit()?;
         self.last_durable = Instant::now();
@@ -281,9 +316,16 @@ fn build_snapshot(state: &StateDb, path: &Path) -> Result<Snapshot<TypeConfig>> 
         Some(id) => format!("{}-{}-{}", id.leader_id, id.index, revision),
         None => format!("empty-{revision}"),
     };
-    let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
+    let meta = SnapshotMeta {
+        last_log_id,
+        last_membership,
+        snapshot_id,
+    };
     save_snapshot_file(path, &meta, &data)?;
-    Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+    Ok(Snapshot {
+        meta,
+        snapshot: Box::new(Cursor::new(data)),
+    })
 }
 
 /// Writes the snapshot next to the database, atomically (temp file, fsync, rename), so a
@@ -291,7 +333,10 @@ fn build_snapshot(state: &StateDb, path: &Path) -> Result<Snapshot<TypeConfig>> 
 fn save_snapshot_file(path: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
-    let io = |source| StoreError::Io { path: tmp.clone(), source };
+    let io = |source| StoreError::Io {
+        path: tmp.clone(),
+        source,
+    };
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
     f.write_all(&codec::encode(&(meta, data))).map_err(io)?;
     f.sync_all().map_err(io)?;
@@ -312,16 +357,28 @@ impl<'t> Applier<'t> {
     fn new(txn: &'t WriteTransaction) -> Result<Self> {
         let meta = txn.open_table(META)?;
         let read = |key| -> Result<u64> {
-            Ok(meta.get(key)?.map(|v| decode(v.value(), "store metadata")).transpose()?.unwrap_or(0))
+            Ok(meta
+                .get(key)?
+                .map(|v| decode(v.value(), "store metadata"))
+                .transpose()?
+                .unwrap_or(0))
         };
         let revision = read(REVISION_KEY)?;
         let compacted = read(COMPACTED_KEY)?;
-        Ok(Applier { kv: txn.open_table(KV)?, history: txn.open_table(HISTORY)?, meta, revision, compacted })
+        Ok(Applier {
+            kv: txn.open_table(KV)?,
+            history: txn.open_table(HISTORY)?,
+            meta,
+            revision,
+            compacted,
+        })
     }
 
     fn current(&self, key: &str) -> Result<Option<KeyValue>> {
         let value = self.kv.get(key)?;
-        value.map(|v| Ok(decode::<StoredValue>(v.value(), "stored value")?.into_kv(key))).transpose()
+        value
+            .map(|v| Ok(decode::<StoredValue>(v.value(), "stored value")?.into_kv(key)))
+            .transpose()
     }
 
     fn apply(&mut self, command: Command, events: &mut Vec<Event>) -> Result<Outcome> {
@@ -333,7 +390,9 @@ impl<'t> Applier<'t> {
                     self.history.retain_in(..=target, |_, _| false)?;
                     self.compacted = target;
                 }
-                Ok(Outcome::Compacted { revision: self.compacted })
+                Ok(Outcome::Compacted {
+                    revision: self.compacted,
+                })
             }
         }
     }
@@ -383,30 +442,54 @@ impl<'t> Applier<'t> {
             match op {
                 Op::Put { key, value, .. } => {
                     let create_revision = prev.as_ref().map_or(revision, |p| p.create_revision);
-                    let stored = StoredValue { value, create_revision, mod_revision: revision };
-                    self.kv.insert(key.as_str(), codec::encode(&stored).as_slice())?;
+                    let stored = StoredValue {
+                        value,
+                        create_revision,
+                        mod_revision: revision,
+                    };
+                    self.kv
+                        .insert(key.as_str(), codec::encode(&stored).as_slice())?;
                     txn_events.push(Event {
-                        kind: if prev.is_some() { EventKind::Updated } else { EventKind::Created },
+                        kind: if prev.is_some() {
+                            EventKind::Updated
+                        } else {
+                            EventKind::Created
+                        },
                         kv: stored.into_kv(&key),
                         prev: prev.clone(),
                     });
                 }
                 Op::Delete { key, .. } => {
                     self.kv.remove(key.as_str())?;
-                    let prev = prev.clone().expect("precondition checked that the key exists");
-                    let kv = KeyValue { mod_revision: revision, ..prev.clone() };
-                    txn_events.push(Event { kind: EventKind::Deleted, kv, prev: Some(prev) });
+                    let prev = prev
+                        .clone()
+                        .expect("precondition checked that the key exists");
+                    let kv = KeyValue {
+                        mod_revision: revision,
+                        ..prev.clone()
+                    };
+                    txn_events.push(Event {
+                        kind: EventKind::Deleted,
+                        kv,
+                        prev: Some(prev),
+                    });
                 }
             }
         }
-        self.history.insert(revision, codec::encode(&txn_events).as_slice())?;
+        self.history
+            .insert(revision, codec::encode(&txn_events).as_slice())?;
         events.extend(txn_events);
-        Ok(Outcome::Applied { revision, prev: prevs })
+        Ok(Outcome::Applied {
+            revision,
+            prev: prevs,
+        })
     }
 
     fn finish(&mut self) -> Result<()> {
-        self.meta.insert(REVISION_KEY, codec::encode(&self.revision).as_slice())?;
-        self.meta.insert(COMPACTED_KEY, codec::encode(&self.compacted).as_slice())?;
+        self.meta
+            .insert(REVISION_KEY, codec::encode(&self.revision).as_slice())?;
+        self.meta
+            .insert(COMPACTED_KEY, codec::encode(&self.compacted).as_slice())?;
         Ok(())
     }
 }
@@ -444,11 +527,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        self.apply_entries(entries.into_iter().collect()).map_err(sm_err(ErrorVerb::Write))
+        self.apply_entries(entries.into_iter().collect())
+            .map_err(sm_err(ErrorVerb::Write))
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { state: self.state.clone(), snapshot_path: self.snapshot_path.clone() }
+        SnapshotBuilder {
+            state: self.state.clone(),
+            snapshot_path: self.snapshot_path.clone(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
@@ -460,7 +547,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
-        self.install(meta, snapshot.into_inner()).map_err(snap_err(ErrorVerb::Write))
+        self.install(meta, snapshot.into_inner())
+            .map_err(snap_err(ErrorVerb::Write))
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {

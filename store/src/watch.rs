@@ -52,13 +52,17 @@ pub(crate) struct Hub {
 
 impl Hub {
     pub fn new() -> Self {
-        Hub { tx: broadcast::channel(HUB_CAPACITY).0 }
+        Hub {
+            tx: broadcast::channel(HUB_CAPACITY).0,
+        }
     }
 
     pub fn publish(&self, revision: u64, events: Vec<Event>) {
         if !events.is_empty() {
             // No receivers is fine: nobody is watching.
-            let _ = self.tx.send(Arc::new(Published::Events { revision, events }));
+            let _ = self
+                .tx
+                .send(Arc::new(Published::Events { revision, events }));
         }
     }
 
@@ -129,7 +133,10 @@ impl Watcher {
             let txn = state.read()?;
             let revs = StateDb::revisions(&txn)?;
             if after < revs.compacted {
-                return Err(StoreError::Compacted { requested: after, compacted: revs.compacted });
+                return Err(StoreError::Compacted {
+                    requested: after,
+                    compacted: revs.compacted,
+                });
             }
             let mut events = StateDb::history(&txn, after, revs.current)?;
             events.retain(|e| e.kv.key.starts_with(&prefix));

@@ -10,7 +10,10 @@ use support::{TestNode, eventually, init_tracing, start_node};
 async fn leader_of(nodes: &[&TestNode]) -> u64 {
     let mut leader = None;
     eventually(15, "a leader known to every node", async || {
-        let seen: Vec<_> = nodes.iter().map(|n| n.store.status().unwrap().leader).collect();
+        let seen: Vec<_> = nodes
+            .iter()
+            .map(|n| n.store.status().unwrap().leader)
+            .collect();
         leader = seen[0];
         leader.is_some() && seen.iter().all(|l| *l == leader)
     })
@@ -37,7 +40,15 @@ async fn a_cluster_survives_its_leader_and_a_restarted_follower_catches_up_by_sn
 
     // Writes through any node, linearizable reads through any other.
     let rev = n2.store.create("/k/from-n2", b"2".to_vec()).await.unwrap();
-    assert_eq!(n3.store.get("/k/from-n2").await.unwrap().unwrap().mod_revision, rev);
+    assert_eq!(
+        n3.store
+            .get("/k/from-n2")
+            .await
+            .unwrap()
+            .unwrap()
+            .mod_revision,
+        rev
+    );
     n3.store.create("/k/from-n3", b"3".to_vec()).await.unwrap();
     assert!(n1.store.get("/k/from-n3").await.unwrap().is_some());
 
@@ -50,7 +61,11 @@ async fn a_cluster_survives_its_leader_and_a_restarted_follower_catches_up_by_sn
     dead.kill().await;
 
     let (a, b) = (&nodes[0], &nodes[1]);
-    let rev = a.store.create("/k/after-failover", b"ok".to_vec()).await.expect("writes go on after the leader died");
+    let rev = a
+        .store
+        .create("/k/after-failover", b"ok".to_vec())
+        .await
+        .expect("writes go on after the leader died");
     let got = b.store.get("/k/after-failover").await.unwrap().unwrap();
     assert_eq!(got.mod_revision, rev);
     let new_leader = leader_of(&[a, b]).await;
@@ -65,29 +80,65 @@ async fn a_cluster_survives_its_leader_and_a_restarted_follower_catches_up_by_sn
     let old = start_node(&dead_dir, Some(dead_addr), small_snapshots).await;
     let live = &nodes[0];
     for i in 0..300 {
-        live.store.put(format!("/bulk/{}", i % 20), format!("{i}").into_bytes(), Precondition::None).await.unwrap();
+        live.store
+            .put(
+                format!("/bulk/{}", i % 20),
+                format!("{i}").into_bytes(),
+                Precondition::None,
+            )
+            .await
+            .unwrap();
     }
     let leader_status = live.store.status().unwrap();
-    assert!(leader_status.purged_index.is_some(), "the leader purged its log after a snapshot");
+    assert!(
+        leader_status.purged_index.is_some(),
+        "the leader purged its log after a snapshot"
+    );
 
     let back = start_node(&f_dir, Some(f_addr), small_snapshots).await;
     assert_eq!(back.store.id(), f_id);
-    let want = live.store.list(ListRequest { prefix: "/".into(), ..Default::default() }).await.unwrap();
+    let want = live
+        .store
+        .list(ListRequest {
+            prefix: "/".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     eventually(20, "the restarted follower catches up", async || {
         back.store.revision().unwrap() >= want.revision
     })
     .await;
     let status = back.store.status().unwrap();
-    assert!(status.snapshot_index.is_some(), "caught up through a snapshot: {status:?}");
+    assert!(
+        status.snapshot_index.is_some(),
+        "caught up through a snapshot: {status:?}"
+    );
     for kv in &want.items {
-        assert_eq!(back.store.get_local(&kv.key).unwrap().as_ref(), Some(kv), "{}", kv.key);
+        assert_eq!(
+            back.store.get_local(&kv.key).unwrap().as_ref(),
+            Some(kv),
+            "{}",
+            kv.key
+        );
     }
     // And the old leader, back as a follower, serves linearizable reads of what it missed.
-    assert_eq!(old.store.get("/k/after-failover").await.unwrap().unwrap().value, b"ok");
+    assert_eq!(
+        old.store
+            .get("/k/after-failover")
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        b"ok"
+    );
 
     // Remove a node from the running cluster: the rest go on with two voters.
     live.store.remove_node(f_id).await.unwrap();
-    eventually(10, "membership without the removed node", async || live.store.status().unwrap().voters.len() == 2).await;
+    eventually(10, "membership without the removed node", async || {
+        live.store.status().unwrap().voters.len() == 2
+    })
+    .await;
     live.store.create("/k/after-remove", vec![]).await.unwrap();
     assert!(old.store.get("/k/after-remove").await.unwrap().is_some());
 

@@ -22,7 +22,13 @@ async fn kill_9_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     for round in 0..2 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(DIR_VAR, dir.path())
             .env("SEXTANT_CRASH_ROUND", round.to_string())
             .stdout(Stdio::piped())
@@ -39,7 +45,8 @@ async fn kill_9_loses_no_acknowledged_write() {
                     acked.push(key.to_owned());
                 }
                 // Kill in full flight: well after writes started, at an arbitrary point.
-                if acked.len() >= 1500 + round * 700 || started.elapsed() > Duration::from_secs(60) {
+                if acked.len() >= 1500 + round * 700 || started.elapsed() > Duration::from_secs(60)
+                {
                     break;
                 }
             }
@@ -49,12 +56,19 @@ async fn kill_9_loses_no_acknowledged_write() {
         })
         .await
         .unwrap();
-        assert!(acked.len() >= 1500, "the child acknowledged only {} writes in {killed_after:?}", acked.len());
+        assert!(
+            acked.len() >= 1500,
+            "the child acknowledged only {} writes in {killed_after:?}",
+            acked.len()
+        );
 
         let node = start_node(dir.path(), None, |_| {}).await;
         for key in &acked {
             // `get` is linearizable: it waits until the restarted node has re-applied its log.
-            assert!(node.store.get(key).await.unwrap().is_some(), "acknowledged write {key} was lost (round {round})");
+            assert!(
+                node.store.get(key).await.unwrap().is_some(),
+                "acknowledged write {key} was lost (round {round})"
+            );
         }
         node.stop().await;
     }
@@ -76,7 +90,9 @@ async fn crash_child() {
         tasks.push(tokio::spawn(async move {
             for i in 0.. {
                 let key = format!("/crash/{round}/{w:02}/{i:06}");
-                s.put(key.clone(), vec![7; 100], Precondition::None).await.unwrap();
+                s.put(key.clone(), vec![7; 100], Precondition::None)
+                    .await
+                    .unwrap();
                 println!("ack {key}");
             }
         }));

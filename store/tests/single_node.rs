@@ -22,9 +22,14 @@ async fn preconditions_guard_every_write() {
     let s = &node.store;
 
     let r1 = s.create("/a", b"1".to_vec()).await.unwrap();
-    assert!(matches!(s.create("/a", b"x".to_vec()).await, Err(StoreError::AlreadyExists { key }) if key == "/a"));
+    assert!(
+        matches!(s.create("/a", b"x".to_vec()).await, Err(StoreError::AlreadyExists { key }) if key == "/a")
+    );
 
-    let r2 = s.put("/a", b"2".to_vec(), Precondition::Revision(r1)).await.unwrap();
+    let r2 = s
+        .put("/a", b"2".to_vec(), Precondition::Revision(r1))
+        .await
+        .unwrap();
     assert_eq!(r2, r1 + 1, "revisions are gap-free");
     match s.put("/a", b"3".to_vec(), Precondition::Revision(r1)).await {
         Err(StoreError::Conflict { wanted, found, .. }) => {
@@ -33,37 +38,72 @@ async fn preconditions_guard_every_write() {
         }
         other => panic!("expected a conflict naming both revisions, got {other:?}"),
     }
-    let msg = s.put("/a", b"3".to_vec(), Precondition::Revision(r1)).await.unwrap_err().to_string();
-    assert!(msg.contains(&format!("Revision({r1})")) && msg.contains(&format!("revision {r2}")), "{msg}");
+    let msg = s
+        .put("/a", b"3".to_vec(), Precondition::Revision(r1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(&format!("Revision({r1})")) && msg.contains(&format!("revision {r2}")),
+        "{msg}"
+    );
 
-    assert!(matches!(s.delete("/a", Precondition::Revision(r1)).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        s.delete("/a", Precondition::Revision(r1)).await,
+        Err(StoreError::Conflict { .. })
+    ));
     let deleted = s.delete("/a", Precondition::Revision(r2)).await.unwrap();
     assert_eq!(deleted.value, b"2");
     assert_eq!(deleted.create_revision, r1);
     assert!(deleted.mod_revision > r2);
     assert_eq!(s.get("/a").await.unwrap(), None);
-    assert!(matches!(s.delete("/a", Precondition::None).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(s.put("/a", vec![], Precondition::Exists).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        s.delete("/a", Precondition::None).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.put("/a", vec![], Precondition::Exists).await,
+        Err(StoreError::NotFound { .. })
+    ));
 
     // A transaction whose second op fails changes nothing.
     s.create("/b", b"b".to_vec()).await.unwrap();
     let before = s.revision().unwrap();
     let err = s
         .txn(vec![
-            Op::Put { key: "/c".into(), value: b"c".to_vec(), precondition: Precondition::Absent },
-            Op::Put { key: "/b".into(), value: b"b2".to_vec(), precondition: Precondition::Absent },
+            Op::Put {
+                key: "/c".into(),
+                value: b"c".to_vec(),
+                precondition: Precondition::Absent,
+            },
+            Op::Put {
+                key: "/b".into(),
+                value: b"b2".to_vec(),
+                precondition: Precondition::Absent,
+            },
         ])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::AlreadyExists { key } if key == "/b"));
     assert_eq!(s.get("/c").await.unwrap(), None);
-    assert_eq!(s.revision().unwrap(), before, "a rejected transaction takes no revision");
+    assert_eq!(
+        s.revision().unwrap(),
+        before,
+        "a rejected transaction takes no revision"
+    );
 
     // One that succeeds applies every op under one revision.
     let (rev, prev) = s
         .txn(vec![
-            Op::Put { key: "/c".into(), value: b"c".to_vec(), precondition: Precondition::Absent },
-            Op::Delete { key: "/b".into(), precondition: Precondition::Exists },
+            Op::Put {
+                key: "/c".into(),
+                value: b"c".to_vec(),
+                precondition: Precondition::Absent,
+            },
+            Op::Delete {
+                key: "/b".into(),
+                precondition: Precondition::Exists,
+            },
         ])
         .await
         .unwrap();
@@ -85,7 +125,11 @@ async fn concurrent_writers_all_get_distinct_revisions() {
         tasks.push(tokio::spawn(async move {
             let mut revs = Vec::new();
             for i in 0..20 {
-                revs.push(s.create(format!("/w/{w:02}/{i:02}"), vec![w as u8]).await.unwrap());
+                revs.push(
+                    s.create(format!("/w/{w:02}/{i:02}"), vec![w as u8])
+                        .await
+                        .unwrap(),
+                );
             }
             revs
         }));
@@ -97,8 +141,19 @@ async fn concurrent_writers_all_get_distinct_revisions() {
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 1000);
-    assert_eq!(all.last().unwrap() - all.first().unwrap(), 999, "one revision per write, no gaps");
-    let list = node.store.list(ListRequest { prefix: "/w/".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(
+        all.last().unwrap() - all.first().unwrap(),
+        999,
+        "one revision per write, no gaps"
+    );
+    let list = node
+        .store
+        .list(ListRequest {
+            prefix: "/w/".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(list.items.len(), 1000);
     node.stop().await;
 }
@@ -112,11 +167,20 @@ async fn pagination_is_stable_under_concurrent_writes() {
     let mut original = BTreeMap::new();
     for i in 0..100 {
         let key = format!("/p/{i:03}");
-        s.create(key.clone(), format!("v{i}").into_bytes()).await.unwrap();
+        s.create(key.clone(), format!("v{i}").into_bytes())
+            .await
+            .unwrap();
         original.insert(key, format!("v{i}").into_bytes());
     }
 
-    let first = s.list(ListRequest { prefix: "/p/".into(), limit: Some(10), ..Default::default() }).await.unwrap();
+    let first = s
+        .list(ListRequest {
+            prefix: "/p/".into(),
+            limit: Some(10),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(first.more);
     let at = first.revision;
 
@@ -126,20 +190,33 @@ async fn pagination_is_stable_under_concurrent_writes() {
         tokio::spawn(async move {
             for i in (0..100).step_by(3) {
                 let key = format!("/p/{i:03}");
-                s.put(key.clone(), b"changed".to_vec(), Precondition::Exists).await.unwrap();
+                s.put(key.clone(), b"changed".to_vec(), Precondition::Exists)
+                    .await
+                    .unwrap();
                 if i % 2 == 0 {
                     s.delete(key, Precondition::None).await.unwrap();
                 }
-                s.create(format!("/p/{i:03}x"), b"new".to_vec()).await.unwrap();
+                s.create(format!("/p/{i:03}x"), b"new".to_vec())
+                    .await
+                    .unwrap();
             }
         })
     };
 
-    let mut seen: BTreeMap<String, Vec<u8>> = first.items.into_iter().map(|kv| (kv.key, kv.value)).collect();
+    let mut seen: BTreeMap<String, Vec<u8>> = first
+        .items
+        .into_iter()
+        .map(|kv| (kv.key, kv.value))
+        .collect();
     let mut last = seen.keys().last().cloned();
     loop {
         let page = s
-            .list(ListRequest { prefix: "/p/".into(), start_after: last.clone(), limit: Some(10), revision: Some(at) })
+            .list(ListRequest {
+                prefix: "/p/".into(),
+                start_after: last.clone(),
+                limit: Some(10),
+                revision: Some(at),
+            })
             .await
             .unwrap();
         assert_eq!(page.revision, at);
@@ -154,10 +231,19 @@ async fn pagination_is_stable_under_concurrent_writes() {
         tokio::task::yield_now().await;
     }
     writer.await.unwrap();
-    assert_eq!(seen, original, "the pages join into the list as it was at revision {at}");
+    assert_eq!(
+        seen, original,
+        "the pages join into the list as it was at revision {at}"
+    );
 
     // The same walk now, at the latest revision, sees the writers' work.
-    let now = s.list(ListRequest { prefix: "/p/".into(), ..Default::default() }).await.unwrap();
+    let now = s
+        .list(ListRequest {
+            prefix: "/p/".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(now.items.iter().any(|kv| kv.key == "/p/000x"));
     assert!(!now.items.iter().any(|kv| kv.key == "/p/000"));
     node.stop().await;
@@ -175,7 +261,10 @@ async fn watch_from_an_old_revision_replays_exactly_what_was_missed() {
     // Missed while nobody watched: two under /a/, one elsewhere.
     let r1 = s.create("/a/1", b"1".to_vec()).await.unwrap();
     s.create("/b/1", b"1".to_vec()).await.unwrap();
-    let r2 = s.put("/a/0", b"0b".to_vec(), Precondition::Exists).await.unwrap();
+    let r2 = s
+        .put("/a/0", b"0b".to_vec(), Precondition::Exists)
+        .await
+        .unwrap();
 
     // Writes racing with the watch's start must neither be lost nor doubled.
     let racing = {
@@ -185,7 +274,12 @@ async fn watch_from_an_old_revision_replays_exactly_what_was_missed() {
             for i in 0..200 {
                 revs.push(s.create(format!("/a/r{i:03}"), vec![]).await.unwrap());
             }
-            revs.push(s.delete("/a/1", Precondition::None).await.unwrap().mod_revision);
+            revs.push(
+                s.delete("/a/1", Precondition::None)
+                    .await
+                    .unwrap()
+                    .mod_revision,
+            );
             revs
         })
     };
@@ -196,7 +290,11 @@ async fn watch_from_an_old_revision_replays_exactly_what_was_missed() {
     expected.extend(racing);
     let mut got = Vec::new();
     while got.len() < expected.len() {
-        match tokio::time::timeout(Duration::from_secs(10), w.next()).await.expect("watch stalled").unwrap() {
+        match tokio::time::timeout(Duration::from_secs(10), w.next())
+            .await
+            .expect("watch stalled")
+            .unwrap()
+        {
             WatchMessage::Events(events) => {
                 for e in events {
                     assert!(e.kv.key.starts_with("/a/"));
@@ -251,7 +349,10 @@ async fn idle_watchers_get_progress_notifications() {
     let mut w = s.watch("/quiet/", rev).await.unwrap();
     // Writes elsewhere advance the revision the progress notice reports.
     let rev2 = s.create("/y", vec![]).await.unwrap();
-    let msg = tokio::time::timeout(Duration::from_secs(5), w.next()).await.unwrap().unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(msg, WatchMessage::Progress(rev2));
     node.stop().await;
 }
@@ -271,18 +372,37 @@ async fn compacted_revisions_are_refused_and_history_stays_bounded() {
     let first = s.create("/c/0", vec![]).await.unwrap();
     for round in 0..400u32 {
         for k in 0..5 {
-            s.put(format!("/c/{k}"), round.to_le_bytes().to_vec(), Precondition::None).await.unwrap();
+            s.put(
+                format!("/c/{k}"),
+                round.to_le_bytes().to_vec(),
+                Precondition::None,
+            )
+            .await
+            .unwrap();
         }
     }
     // The compactor and raft snapshots keep history and the log bounded however long the
     // same keys are updated.
-    eventually(10, "history compacted", async || s.status().unwrap().compacted > first).await;
-    eventually(10, "log purged after a snapshot", async || s.log_len().unwrap() < 500).await;
-    assert!(s.history_len().unwrap() < 2000, "history holds {}", s.history_len().unwrap());
+    eventually(10, "history compacted", async || {
+        s.status().unwrap().compacted > first
+    })
+    .await;
+    eventually(10, "log purged after a snapshot", async || {
+        s.log_len().unwrap() < 500
+    })
+    .await;
+    assert!(
+        s.history_len().unwrap() < 2000,
+        "history holds {}",
+        s.history_len().unwrap()
+    );
 
     let compacted = s.status().unwrap().compacted;
     match s.watch("/c/", first).await {
-        Err(StoreError::Compacted { requested, compacted: c }) => {
+        Err(StoreError::Compacted {
+            requested,
+            compacted: c,
+        }) => {
             assert_eq!(requested, first);
             assert_eq!(c, compacted);
         }
@@ -290,12 +410,23 @@ async fn compacted_revisions_are_refused_and_history_stays_bounded() {
         Ok(_) => panic!("expected Compacted, got a watcher"),
     }
     assert!(matches!(
-        s.list(ListRequest { prefix: "/c/".into(), revision: Some(first), ..Default::default() }).await,
+        s.list(ListRequest {
+            prefix: "/c/".into(),
+            revision: Some(first),
+            ..Default::default()
+        })
+        .await,
         Err(StoreError::Compacted { .. })
     ));
     // From the compacted revision on, watching works.
     s.watch("/c/", compacted).await.unwrap();
-    let all = s.list(ListRequest { prefix: "/c/".into(), ..Default::default() }).await.unwrap();
+    let all = s
+        .list(ListRequest {
+            prefix: "/c/".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(all.items.len(), 5);
     assert!(all.items.iter().all(|kv| kv.value == 399u32.to_le_bytes()));
     node.stop().await;
@@ -308,9 +439,15 @@ async fn a_restarted_node_keeps_everything() {
     let node = single(dir.path()).await;
     let first = node.store.revision().unwrap();
     for i in 0..300 {
-        node.store.create(format!("/r/{i:03}"), format!("{i}").into_bytes()).await.unwrap();
+        node.store
+            .create(format!("/r/{i:03}"), format!("{i}").into_bytes())
+            .await
+            .unwrap();
     }
-    node.store.delete("/r/007", Precondition::None).await.unwrap();
+    node.store
+        .delete("/r/007", Precondition::None)
+        .await
+        .unwrap();
     let rev = node.store.revision().unwrap();
     let id = node.store.id();
     node.stop().await;
@@ -318,11 +455,24 @@ async fn a_restarted_node_keeps_everything() {
     let node = start_node(dir.path(), None, |_| {}).await;
     assert_eq!(node.store.id(), id, "a node keeps its identity");
     // No bootstrap: it finds its membership in its own log.
-    eventually(10, "leader after restart", async || node.store.status().unwrap().leader == Some(id)).await;
-    let list = node.store.list(ListRequest { prefix: "/r/".into(), ..Default::default() }).await.unwrap();
+    eventually(10, "leader after restart", async || {
+        node.store.status().unwrap().leader == Some(id)
+    })
+    .await;
+    let list = node
+        .store
+        .list(ListRequest {
+            prefix: "/r/".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(list.items.len(), 299);
     assert_eq!(list.revision, rev);
-    assert_eq!(node.store.get("/r/042").await.unwrap().unwrap().value, b"42");
+    assert_eq!(
+        node.store.get("/r/042").await.unwrap().unwrap().value,
+        b"42"
+    );
     // History survives too: a watch from before the restart replays it.
     let mut w = node.store.watch("/r/", first).await.unwrap();
     let mut n = 0;
@@ -346,21 +496,30 @@ async fn damaged_files_give_a_clear_error_at_start() {
     let state = dir.path().join("state.redb");
     let saved = std::fs::read(&state).unwrap();
     std::fs::write(&state, vec![0xAB; saved.len()]).unwrap();
-    let err = sextant_store::Store::open(support::fast_config(dir.path(), "http://127.0.0.1:1"), reqwest::Client::new())
-        .await
-        .err()
-        .expect("a garbage file must not open");
+    let err = sextant_store::Store::open(
+        support::fast_config(dir.path(), "http://127.0.0.1:1"),
+        reqwest::Client::new(),
+    )
+    .await
+    .err()
+    .expect("a garbage file must not open");
     let msg = err.to_string();
-    assert!(msg.contains("state.redb") && msg.contains("restore"), "{msg}");
+    assert!(
+        msg.contains("state.redb") && msg.contains("restore"),
+        "{msg}"
+    );
 
     // A truncated raft log.
     std::fs::write(&state, &saved).unwrap();
     let log = dir.path().join("raft-log.redb");
     let bytes = std::fs::read(&log).unwrap();
     std::fs::write(&log, &bytes[..bytes.len() / 3]).unwrap();
-    let err = sextant_store::Store::open(support::fast_config(dir.path(), "http://127.0.0.1:1"), reqwest::Client::new())
-        .await
-        .err()
-        .expect("a truncated log must not open");
+    let err = sextant_store::Store::open(
+        support::fast_config(dir.path(), "http://127.0.0.1:1"),
+        reqwest::Client::new(),
+    )
+    .await
+    .err()
+    .expect("a truncated log must not open");
     assert!(err.to_string().contains("raft-log.redb"), "{err}");
 }

@@ -38,14 +38,21 @@ pub type CustomResource = (ResourceInfo, Value);
 
 /// The key of a group-version in the v3 index and its URL: `api/v1`, `apis/apps/v1`.
 pub fn group_version_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 /// The `/openapi/v3` index: one entry per group-version in `resources` (custom resources
 /// included), each pointing at `/openapi/v3/{path}?hash={hash_of(path)}`. kubectl caches each
 /// document under that URL, so the hash must change whenever the document does.
 pub fn v3_index(resources: &[ResourceInfo], hash_of: impl Fn(&str) -> String) -> Value {
-    let gvs: BTreeSet<String> = resources.iter().map(|r| group_version_path(&r.group, &r.version)).collect();
+    let gvs: BTreeSet<String> = resources
+        .iter()
+        .map(|r| group_version_path(&r.group, &r.version))
+        .collect();
     let paths: Map<String, Value> = gvs
         .into_iter()
         .map(|p| {
@@ -70,8 +77,11 @@ pub fn v3_group_version_with_crds(
     version: &str,
 ) -> Value {
     let set = ResourceSet::new(resources, crds);
-    let served: Vec<&Served> =
-        set.served.iter().filter(|s| s.info.group == group && s.info.version == version).collect();
+    let served: Vec<&Served> = set
+        .served
+        .iter()
+        .filter(|s| s.info.group == group && s.info.version == version)
+        .collect();
 
     let mut path_items = Map::new();
     let (path, item, _) = paths::resources_path(group, version);
@@ -107,7 +117,10 @@ pub fn v2(resources: &[ResourceInfo]) -> Value {
 pub fn v2_with_crds(resources: &[ResourceInfo], crds: &[CustomResource]) -> Value {
     let set = ResourceSet::new(resources, crds);
     let served: Vec<&Served> = set.served.iter().collect();
-    let gvs: BTreeSet<(&str, &str)> = served.iter().map(|s| (s.info.group.as_str(), s.info.version.as_str())).collect();
+    let gvs: BTreeSet<(&str, &str)> = served
+        .iter()
+        .map(|s| (s.info.group.as_str(), s.info.version.as_str()))
+        .collect();
 
     let mut path_items = Map::new();
     for (group, version) in &gvs {
@@ -146,13 +159,20 @@ impl<'a> ResourceSet<'a> {
         let catalogue = schemas::catalogue();
         let mut served = Vec::new();
         let mut crd_defs = Map::new();
-        let same =
-            |a: &ResourceInfo, b: &ResourceInfo| a.group == b.group && a.version == b.version && a.plural == b.plural;
+        let same = |a: &ResourceInfo, b: &ResourceInfo| {
+            a.group == b.group && a.version == b.version && a.plural == b.plural
+        };
         for (info, schema) in crds {
-            let [(name, kind_schema), (list_name, list_schema)] = schemas::crd_schemas(info, schema);
+            let [(name, kind_schema), (list_name, list_schema)] =
+                schemas::crd_schemas(info, schema);
             crd_defs.insert(name.clone(), kind_schema);
             crd_defs.insert(list_name.clone(), list_schema);
-            served.push(Served { info, schema: name, list_schema: list_name, custom: true });
+            served.push(Served {
+                info,
+                schema: name,
+                list_schema: list_name,
+                custom: true,
+            });
         }
         for info in resources {
             if crds.iter().any(|(c, _)| same(c, info)) {
@@ -161,12 +181,21 @@ impl<'a> ResourceSet<'a> {
             let kind = catalogue.schema_of(&info.group, &info.version, &info.kind);
             let list = catalogue.schema_of(&info.group, &info.version, &info.list_kind());
             if let (Some(kind), Some(list)) = (kind, list) {
-                served.push(Served { info, schema: kind.to_owned(), list_schema: list.to_owned(), custom: false });
+                served.push(Served {
+                    info,
+                    schema: kind.to_owned(),
+                    list_schema: list.to_owned(),
+                    custom: false,
+                });
             }
         }
         // Discovery order is not stable across CRD updates; documents must be.
         served.sort_by(|a, b| {
-            (&a.info.group, &a.info.version, &a.info.plural).cmp(&(&b.info.group, &b.info.version, &b.info.plural))
+            (&a.info.group, &a.info.version, &a.info.plural).cmp(&(
+                &b.info.group,
+                &b.info.version,
+                &b.info.plural,
+            ))
         });
         ResourceSet { served, crd_defs }
     }
@@ -186,11 +215,18 @@ impl<'a> ResourceSet<'a> {
         let names = schemas::closure(roots, &[&catalogue.defs, &self.crd_defs]);
         let mut out = Map::new();
         for name in names {
-            let Some(schema) = self.crd_defs.get(&name).or_else(|| catalogue.defs.get(&name)) else { continue };
+            let Some(schema) = self
+                .crd_defs
+                .get(&name)
+                .or_else(|| catalogue.defs.get(&name))
+            else {
+                continue;
+            };
             let mut schema = schema.clone();
             if name == DELETE_OPTIONS || name == WATCH_EVENT {
                 let kind = name.rsplit('.').next().unwrap_or_default();
-                let mut all: Vec<Value> = gvs.iter().map(|(g, v)| schemas::gvk(g, v, kind)).collect();
+                let mut all: Vec<Value> =
+                    gvs.iter().map(|(g, v)| schemas::gvk(g, v, kind)).collect();
                 if !gvs.contains(&("", "v1")) {
                     all.push(schemas::gvk("", "v1", kind));
                 }
@@ -210,7 +246,9 @@ impl<'a> ResourceSet<'a> {
 pub fn content_hash(bytes: &[u8]) -> String {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
     const PRIME: u128 = 0x0000000001000000000000000000013b;
-    let hash = bytes.iter().fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME));
+    let hash = bytes
+        .iter()
+        .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME));
     format!("{hash:032X}")
 }
 
@@ -244,17 +282,33 @@ pub struct Documents {
 impl Documents {
     /// Renders everything; rebuild when a CRD (or the built-in set) changes.
     pub fn build(resources: &[ResourceInfo], crds: &[CustomResource]) -> Self {
-        let mut gvs: BTreeSet<(&str, &str)> =
-            resources.iter().map(|r| (r.group.as_str(), r.version.as_str())).collect();
-        gvs.extend(crds.iter().map(|(r, _)| (r.group.as_str(), r.version.as_str())));
+        let mut gvs: BTreeSet<(&str, &str)> = resources
+            .iter()
+            .map(|r| (r.group.as_str(), r.version.as_str()))
+            .collect();
+        gvs.extend(
+            crds.iter()
+                .map(|(r, _)| (r.group.as_str(), r.version.as_str())),
+        );
         let v3: BTreeMap<String, Rendered> = gvs
             .iter()
-            .map(|(g, v)| (group_version_path(g, v), Rendered::new(&v3_group_version_with_crds(resources, crds, g, v))))
+            .map(|(g, v)| {
+                (
+                    group_version_path(g, v),
+                    Rendered::new(&v3_group_version_with_crds(resources, crds, g, v)),
+                )
+            })
             .collect();
         let mut all: Vec<ResourceInfo> = resources.to_vec();
         all.extend(crds.iter().map(|(r, _)| r.clone()));
-        let index = v3_index(&all, |p| v3.get(p).map(|r| r.hash.clone()).unwrap_or_default());
-        Documents { v2: Rendered::new(&v2_with_crds(resources, crds)), v3_index: Rendered::new(&index), v3 }
+        let index = v3_index(&all, |p| {
+            v3.get(p).map(|r| r.hash.clone()).unwrap_or_default()
+        });
+        Documents {
+            v2: Rendered::new(&v2_with_crds(resources, crds)),
+            v3_index: Rendered::new(&index),
+            v3,
+        }
     }
 
     /// The v3 document for the path after `/openapi/v3/` (`api/v1`, `apis/apps/v1`).

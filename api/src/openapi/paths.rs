@@ -8,7 +8,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::schemas::{self, DELETE_OPTIONS, PATCH, SCALE, STATUS, V2_REF_PREFIX, V3_REF_PREFIX, WATCH_EVENT};
+use super::schemas::{
+    self, DELETE_OPTIONS, PATCH, SCALE, STATUS, V2_REF_PREFIX, V3_REF_PREFIX, WATCH_EVENT,
+};
 use crate::resources::ResourceInfo;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -26,10 +28,18 @@ struct Param {
 }
 
 const fn q(name: &'static str, ty: Ty, description: &'static str) -> Param {
-    Param { name, ty, description }
+    Param {
+        name,
+        ty,
+        description,
+    }
 }
 
-const PRETTY: Param = q("pretty", Ty::String, "If 'true', then the output is pretty printed.");
+const PRETTY: Param = q(
+    "pretty",
+    Ty::String,
+    "If 'true', then the output is pretty printed.",
+);
 const DRY_RUN: Param = q(
     "dryRun",
     Ty::String,
@@ -80,10 +90,16 @@ const CONTINUE: Param = q(
     Ty::String,
     "The continue token of a previous paged list, to fetch the next page with the same query.",
 );
-const FIELD_SELECTOR: Param =
-    q("fieldSelector", Ty::String, "Restricts the returned objects by their fields. Defaults to everything.");
-const LABEL_SELECTOR: Param =
-    q("labelSelector", Ty::String, "Restricts the returned objects by their labels. Defaults to everything.");
+const FIELD_SELECTOR: Param = q(
+    "fieldSelector",
+    Ty::String,
+    "Restricts the returned objects by their fields. Defaults to everything.",
+);
+const LABEL_SELECTOR: Param = q(
+    "labelSelector",
+    Ty::String,
+    "Restricts the returned objects by their labels. Defaults to everything.",
+);
 const LIMIT: Param = q(
     "limit",
     Ty::Integer,
@@ -104,8 +120,11 @@ const SEND_INITIAL_EVENTS: Param = q(
     Ty::Boolean,
     "With watch=true, starts the watch with synthetic ADDED events for the current state, then a bookmark annotated \"k8s.io/initial-events-end\".",
 );
-const TIMEOUT_SECONDS: Param =
-    q("timeoutSeconds", Ty::Integer, "Timeout for the list/watch call, regardless of activity.");
+const TIMEOUT_SECONDS: Param = q(
+    "timeoutSeconds",
+    Ty::Integer,
+    "Timeout for the list/watch call, regardless of activity.",
+);
 const WATCH: Param = q(
     "watch",
     Ty::Boolean,
@@ -126,7 +145,13 @@ const LIST_PARAMS: &[Param] = &[
 ];
 const WRITE_PARAMS: &[Param] = &[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION];
 const PATCH_PARAMS: &[Param] = &[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION, FORCE];
-const DELETE_PARAMS: &[Param] = &[DRY_RUN, GRACE_PERIOD, IGNORE_STORE_READ_ERROR, ORPHAN, PROPAGATION];
+const DELETE_PARAMS: &[Param] = &[
+    DRY_RUN,
+    GRACE_PERIOD,
+    IGNORE_STORE_READ_ERROR,
+    ORPHAN,
+    PROPAGATION,
+];
 const DELETE_COLLECTION_PARAMS: &[Param] = &[
     CONTINUE,
     DRY_RUN,
@@ -152,7 +177,11 @@ pub(super) const PATCH_TYPES: &[&str] = &[
     "application/strategic-merge-patch+json",
 ];
 const OBJECT_TYPES: &[&str] = &["application/json", "application/yaml"];
-const STREAM_TYPES: &[&str] = &["application/json", "application/yaml", "application/json;stream=watch"];
+const STREAM_TYPES: &[&str] = &[
+    "application/json",
+    "application/yaml",
+    "application/json;stream=watch",
+];
 
 enum Body {
     /// The object itself (create, replace).
@@ -204,20 +233,30 @@ fn group_part(group: &str) -> String {
 
 fn upper_first(s: &str) -> String {
     let mut chars = s.chars();
-    chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
 }
 
 /// The `tags` entry upstream gives each operation: `core_v1`, `apps_v1`, `rbacAuthorization_v1`.
 fn tag(group: &str, version: &str) -> String {
     let g = group_part(group);
     let mut chars = g.chars();
-    let lower = chars.next().map(|c| c.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default();
+    let lower = chars
+        .next()
+        .map(|c| c.to_ascii_lowercase().to_string() + chars.as_str())
+        .unwrap_or_default();
     format!("{lower}_{version}")
 }
 
 /// `/api/v1` or `/apis/apps/v1`.
 pub(super) fn prefix(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    }
 }
 
 fn has_verb(info: &ResourceInfo, verb: &str) -> bool {
@@ -232,27 +271,84 @@ pub(super) fn resource_paths(s: &Served) -> Vec<PathItem> {
     let kind = &r.kind;
     let base = prefix(&r.group, &r.version);
     let ns = if r.namespaced { "Namespaced" } else { "" };
-    let scope_path =
-        if r.namespaced { format!("/namespaces/{{namespace}}/{}", r.plural) } else { format!("/{}", r.plural) };
+    let scope_path = if r.namespaced {
+        format!("/namespaces/{{namespace}}/{}", r.plural)
+    } else {
+        format!("/{}", r.plural)
+    };
     let kind_gvk = schemas::gvk(&r.group, &r.version, kind);
-    let op = |method, id: String, action, description: String, params, body, responses: Vec<(&'static str, String)>| {
-        Op { method, id, action, gvk: kind_gvk.clone(), description, params, body, responses, streams: false }
+    let op = |method,
+              id: String,
+              action,
+              description: String,
+              params,
+              body,
+              responses: Vec<(&'static str, String)>| {
+        Op {
+            method,
+            id,
+            action,
+            gvk: kind_gvk.clone(),
+            description,
+            params,
+            body,
+            responses,
+            streams: false,
+        }
     };
     let list = |id: String| {
-        let (description, responses) = (format!("list or watch objects of kind {kind}"), vec![("200", s.list_schema.clone())]);
-        Op { streams: true, ..op("get", id, "list", description, LIST_PARAMS, None, responses) }
+        let (description, responses) = (
+            format!("list or watch objects of kind {kind}"),
+            vec![("200", s.list_schema.clone())],
+        );
+        Op {
+            streams: true,
+            ..op("get", id, "list", description, LIST_PARAMS, None, responses)
+        }
     };
     // Reading, replacing and patching work alike on the object and on its subresources.
     let read = |id: String, description: String, schema: &str| {
-        op("get", id, "get", description, &[], None, vec![("200", schema.to_owned())])
+        op(
+            "get",
+            id,
+            "get",
+            description,
+            &[],
+            None,
+            vec![("200", schema.to_owned())],
+        )
     };
     let replace = |id: String, description: String, schema: &str| {
-        let (body, responses) = (Body::Object(schema.to_owned()), vec![("200", schema.to_owned()), ("201", schema.to_owned())]);
-        op("put", id, "put", description, WRITE_PARAMS, Some(body), responses)
+        let (body, responses) = (
+            Body::Object(schema.to_owned()),
+            vec![("200", schema.to_owned()), ("201", schema.to_owned())],
+        );
+        op(
+            "put",
+            id,
+            "put",
+            description,
+            WRITE_PARAMS,
+            Some(body),
+            responses,
+        )
     };
     let patch = |id: String, description: String, schema: &str| {
-        let (body, responses) = (Body::Patch { strategic: !s.custom }, vec![("200", schema.to_owned()), ("201", schema.to_owned())]);
-        op("patch", id, "patch", description, PATCH_PARAMS, Some(body), responses)
+        let (body, responses) = (
+            Body::Patch {
+                strategic: !s.custom,
+            },
+            vec![("200", schema.to_owned()), ("201", schema.to_owned())],
+        );
+        op(
+            "patch",
+            id,
+            "patch",
+            description,
+            PATCH_PARAMS,
+            Some(body),
+            responses,
+        )
     };
     let obj = s.schema.as_str();
     let mut out = Vec::new();
@@ -270,7 +366,11 @@ pub(super) fn resource_paths(s: &Served) -> Vec<PathItem> {
             format!("create a {kind}"),
             WRITE_PARAMS,
             Some(Body::Object(obj.to_owned())),
-            vec![("200", obj.to_owned()), ("201", obj.to_owned()), ("202", obj.to_owned())],
+            vec![
+                ("200", obj.to_owned()),
+                ("201", obj.to_owned()),
+                ("202", obj.to_owned()),
+            ],
         ));
     }
     if has_verb(r, "deletecollection") {
@@ -284,15 +384,28 @@ pub(super) fn resource_paths(s: &Served) -> Vec<PathItem> {
             vec![("200", STATUS.into())],
         ));
     }
-    out.push(PathItem { path: format!("{base}{scope_path}"), namespaced: r.namespaced, named: false, ops });
+    out.push(PathItem {
+        path: format!("{base}{scope_path}"),
+        namespaced: r.namespaced,
+        named: false,
+        ops,
+    });
 
     // One object.
     let mut ops = Vec::new();
     if has_verb(r, "get") {
-        ops.push(read(format!("read{gp}{v}{ns}{kind}"), format!("read the specified {kind}"), obj));
+        ops.push(read(
+            format!("read{gp}{v}{ns}{kind}"),
+            format!("read the specified {kind}"),
+            obj,
+        ));
     }
     if has_verb(r, "update") {
-        ops.push(replace(format!("replace{gp}{v}{ns}{kind}"), format!("replace the specified {kind}"), obj));
+        ops.push(replace(
+            format!("replace{gp}{v}{ns}{kind}"),
+            format!("replace the specified {kind}"),
+            obj,
+        ));
     }
     if has_verb(r, "delete") {
         ops.push(op(
@@ -306,22 +419,48 @@ pub(super) fn resource_paths(s: &Served) -> Vec<PathItem> {
         ));
     }
     if has_verb(r, "patch") {
-        ops.push(patch(format!("patch{gp}{v}{ns}{kind}"), format!("partially update the specified {kind}"), obj));
+        ops.push(patch(
+            format!("patch{gp}{v}{ns}{kind}"),
+            format!("partially update the specified {kind}"),
+            obj,
+        ));
     }
-    out.push(PathItem { path: format!("{base}{scope_path}/{{name}}"), namespaced: r.namespaced, named: true, ops });
+    out.push(PathItem {
+        path: format!("{base}{scope_path}/{{name}}"),
+        namespaced: r.namespaced,
+        named: true,
+        ops,
+    });
 
     // Subresources that carry the object (status) or a Scale.
     for (sub, suffix, schema, sub_gvk) in [
         ("status", "Status", obj, kind_gvk.clone()),
-        ("scale", "Scale", SCALE, schemas::gvk("autoscaling", "v1", "Scale")),
+        (
+            "scale",
+            "Scale",
+            SCALE,
+            schemas::gvk("autoscaling", "v1", "Scale"),
+        ),
     ] {
         if !r.has_subresource(sub) {
             continue;
         }
         let mut ops = vec![
-            read(format!("read{gp}{v}{ns}{kind}{suffix}"), format!("read {sub} of the specified {kind}"), schema),
-            replace(format!("replace{gp}{v}{ns}{kind}{suffix}"), format!("replace {sub} of the specified {kind}"), schema),
-            patch(format!("patch{gp}{v}{ns}{kind}{suffix}"), format!("partially update {sub} of the specified {kind}"), schema),
+            read(
+                format!("read{gp}{v}{ns}{kind}{suffix}"),
+                format!("read {sub} of the specified {kind}"),
+                schema,
+            ),
+            replace(
+                format!("replace{gp}{v}{ns}{kind}{suffix}"),
+                format!("replace {sub} of the specified {kind}"),
+                schema,
+            ),
+            patch(
+                format!("patch{gp}{v}{ns}{kind}{suffix}"),
+                format!("partially update {sub} of the specified {kind}"),
+                schema,
+            ),
         ];
         for o in &mut ops {
             o.gvk = sub_gvk.clone();
@@ -336,14 +475,35 @@ pub(super) fn resource_paths(s: &Served) -> Vec<PathItem> {
 
     if r.namespaced && has_verb(r, "list") {
         let o = list(format!("list{gp}{v}{kind}ForAllNamespaces"));
-        out.push(PathItem { path: format!("{base}/{}", r.plural), namespaced: false, named: false, ops: vec![o] });
+        out.push(PathItem {
+            path: format!("{base}/{}", r.plural),
+            namespaced: false,
+            named: false,
+            ops: vec![o],
+        });
     }
 
     // The deprecated `/watch/` paths, still in upstream's documents and generated clients.
     if has_verb(r, "watch") {
         let watch = |path: String, id: String, action, description: String, namespaced, named| {
-            let o = Op { streams: true, ..op("get", id, action, description, LIST_PARAMS, None, vec![("200", WATCH_EVENT.into())]) };
-            PathItem { path, namespaced, named, ops: vec![o] }
+            let o = Op {
+                streams: true,
+                ..op(
+                    "get",
+                    id,
+                    action,
+                    description,
+                    LIST_PARAMS,
+                    None,
+                    vec![("200", WATCH_EVENT.into())],
+                )
+            };
+            PathItem {
+                path,
+                namespaced,
+                named,
+                ops: vec![o],
+            }
         };
         out.push(watch(
             format!("{base}/watch{scope_path}"),
@@ -377,7 +537,11 @@ pub(super) fn resource_paths(s: &Served) -> Vec<PathItem> {
 
 /// `GET /api/v1/`: the group-version's resource list, as upstream documents it.
 pub(super) fn resources_path(group: &str, version: &str) -> (String, Value, Value) {
-    let id = format!("get{}{}APIResources", group_part(group), upper_first(version));
+    let id = format!(
+        "get{}{}APIResources",
+        group_part(group),
+        upper_first(version)
+    );
     let path = format!("{}/", prefix(group, version));
     let v3 = json!({
         "get": {
@@ -410,11 +574,20 @@ pub(super) fn resources_path(group: &str, version: &str) -> (String, Value, Valu
 /// The content types a PATCH accepts: [`PATCH_TYPES`], less strategic merge patch for
 /// custom resources.
 fn patch_types(strategic: bool) -> Vec<&'static str> {
-    PATCH_TYPES.iter().copied().filter(|t| strategic || !t.starts_with("application/strategic")).collect()
+    PATCH_TYPES
+        .iter()
+        .copied()
+        .filter(|t| strategic || !t.starts_with("application/strategic"))
+        .collect()
 }
 
 fn content(types: &[&str], schema: &Value) -> Value {
-    Value::Object(types.iter().map(|t| ((*t).to_owned(), json!({ "schema": schema }))).collect())
+    Value::Object(
+        types
+            .iter()
+            .map(|t| ((*t).to_owned(), json!({ "schema": schema })))
+            .collect(),
+    )
 }
 
 fn type_name(ty: Ty) -> &'static str {
@@ -431,7 +604,10 @@ fn path_params(item: &PathItem, kind: &str) -> Vec<(&'static str, String)> {
         out.push(("name", format!("name of the {kind}")));
     }
     if item.namespaced {
-        out.push(("namespace", "object name and auth scope, such as for teams and projects".to_owned()));
+        out.push((
+            "namespace",
+            "object name and auth scope, such as for teams and projects".to_owned(),
+        ));
     }
     out
 }
@@ -476,14 +652,24 @@ pub(super) fn render_v3(item: &PathItem, s: &Served) -> Value {
             }
             Some(Body::Patch { strategic }) => {
                 let types = patch_types(*strategic);
-                o.insert("requestBody".into(), json!({ "content": content(&types, &v3_ref(PATCH)), "required": true }));
+                o.insert(
+                    "requestBody".into(),
+                    json!({ "content": content(&types, &v3_ref(PATCH)), "required": true }),
+                );
             }
             Some(Body::Delete) => {
-                o.insert("requestBody".into(), json!({ "content": content(&["*/*"], &v3_ref(DELETE_OPTIONS)) }));
+                o.insert(
+                    "requestBody".into(),
+                    json!({ "content": content(&["*/*"], &v3_ref(DELETE_OPTIONS)) }),
+                );
             }
             None => {}
         }
-        let types = if op.streams { STREAM_TYPES } else { OBJECT_TYPES };
+        let types = if op.streams {
+            STREAM_TYPES
+        } else {
+            OBJECT_TYPES
+        };
         let mut responses = Map::new();
         for (code, schema) in &op.responses {
             responses.insert(
@@ -526,7 +712,9 @@ pub(super) fn render_v2(item: &PathItem, s: &Served) -> Value {
                 patch_types(*strategic)
             }
             Some(Body::Delete) => {
-                params.push(json!({ "name": "body", "in": "body", "schema": v2_ref(DELETE_OPTIONS) }));
+                params.push(
+                    json!({ "name": "body", "in": "body", "schema": v2_ref(DELETE_OPTIONS) }),
+                );
                 vec!["*/*"]
             }
             None => vec!["*/*"],
@@ -540,10 +728,20 @@ pub(super) fn render_v2(item: &PathItem, s: &Served) -> Value {
             o.insert("parameters".into(), Value::Array(params));
         }
         o.insert("consumes".into(), json!(consumes));
-        o.insert("produces".into(), json!(if op.streams { STREAM_TYPES } else { OBJECT_TYPES }));
+        o.insert(
+            "produces".into(),
+            json!(if op.streams {
+                STREAM_TYPES
+            } else {
+                OBJECT_TYPES
+            }),
+        );
         let mut responses = Map::new();
         for (code, schema) in &op.responses {
-            responses.insert((*code).into(), json!({ "description": status_text(code), "schema": v2_ref(schema) }));
+            responses.insert(
+                (*code).into(),
+                json!({ "description": status_text(code), "schema": v2_ref(schema) }),
+            );
         }
         responses.insert("401".into(), json!({ "description": "Unauthorized" }));
         o.insert("responses".into(), Value::Object(responses));
@@ -573,7 +771,10 @@ mod tests {
         assert_eq!(group_part("discovery.k8s.io"), "Discovery");
         assert_eq!(group_part("rbac.authorization.k8s.io"), "RbacAuthorization");
         assert_eq!(group_part("stable.example.com"), "StableExampleCom");
-        assert_eq!(tag("rbac.authorization.k8s.io", "v1"), "rbacAuthorization_v1");
+        assert_eq!(
+            tag("rbac.authorization.k8s.io", "v1"),
+            "rbacAuthorization_v1"
+        );
         assert_eq!(tag("", "v1"), "core_v1");
     }
 }

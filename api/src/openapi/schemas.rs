@@ -8,7 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
-use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, discovery, events, node, policy};
+use k8s_openapi::api::{
+    apps, autoscaling, batch, coordination, core, discovery, events, node, policy,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use k8s_openapi::apimachinery::pkg::apis::meta;
 use k8s_openapi::schemars::generate::SchemaSettings;
@@ -35,7 +37,13 @@ const INT_OR_STRING: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
 const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
 
 /// Meta types that every group-version document carries, whatever its kinds reference.
-pub(super) const META_ROOTS: &[&str] = &[STATUS, DELETE_OPTIONS, WATCH_EVENT, PATCH, API_RESOURCE_LIST];
+pub(super) const META_ROOTS: &[&str] = &[
+    STATUS,
+    DELETE_OPTIONS,
+    WATCH_EVENT,
+    PATCH,
+    API_RESOURCE_LIST,
+];
 
 /// A kind with a Rust type, and how to put that type's schema into a generator.
 struct KindType {
@@ -109,7 +117,9 @@ pub(super) struct Catalogue {
 impl Catalogue {
     /// The schema of an object of `kind` in `group/version`, if it has a Rust type.
     pub fn schema_of(&self, group: &str, version: &str, kind: &str) -> Option<&str> {
-        self.kinds.get(&(group.to_owned(), version.to_owned(), kind.to_owned())).map(String::as_str)
+        self.kinds
+            .get(&(group.to_owned(), version.to_owned(), kind.to_owned()))
+            .map(String::as_str)
     }
 }
 
@@ -130,7 +140,10 @@ fn build_catalogue() -> Catalogue {
     let mut kinds = BTreeMap::new();
     for t in KIND_TYPES {
         let name = (t.add)(&mut generator);
-        kinds.insert((t.group.to_owned(), t.version.to_owned(), t.kind.to_owned()), name);
+        kinds.insert(
+            (t.group.to_owned(), t.version.to_owned(), t.kind.to_owned()),
+            name,
+        );
     }
     add::<meta::v1::Status>(&mut generator);
     add::<meta::v1::DeleteOptions>(&mut generator);
@@ -145,7 +158,14 @@ fn build_catalogue() -> Catalogue {
         let list = list_schema(&name, t.group, t.version, t.kind);
         let list_name = format!("{name}List");
         defs.insert(list_name.clone(), list);
-        kinds.insert((t.group.to_owned(), t.version.to_owned(), format!("{}List", t.kind)), list_name);
+        kinds.insert(
+            (
+                t.group.to_owned(),
+                t.version.to_owned(),
+                format!("{}List", t.kind),
+            ),
+            list_name,
+        );
     }
     set_gvk(&mut defs[STATUS], gvk("", "v1", "Status"));
     fix_up(&mut defs);
@@ -154,7 +174,10 @@ fn build_catalogue() -> Catalogue {
 
 fn set_gvk(schema: &mut Value, gvk: Value) {
     if let Some(obj) = schema.as_object_mut() {
-        obj.insert("x-kubernetes-group-version-kind".into(), Value::Array(vec![gvk]));
+        obj.insert(
+            "x-kubernetes-group-version-kind".into(),
+            Value::Array(vec![gvk]),
+        );
     }
 }
 
@@ -201,8 +224,9 @@ fn fix_up(defs: &mut Map<String, Value>) {
     // Upstream (v3): IntOrString is `oneOf integer|string` with format `int-or-string`, Quantity
     // `oneOf string|number`; neither has a `type`, which is what makes kubectl explain print
     // `<IntOrString>` and `<Quantity>`. `x-kubernetes-int-or-string` is a CRD-only marker.
-    let keep_description =
-        |defs: &Map<String, Value>, name: &str| defs.get(name).and_then(|s| s.get("description")).cloned();
+    let keep_description = |defs: &Map<String, Value>, name: &str| {
+        defs.get(name).and_then(|s| s.get("description")).cloned()
+    };
     if let Some(d) = keep_description(defs, INT_OR_STRING) {
         defs.insert(
             INT_OR_STRING.into(),
@@ -241,8 +265,13 @@ fn fix_up(defs: &mut Map<String, Value>) {
         }
     }
     for (schema, f) in list_types::fields() {
-        let Some(prop) = property_mut(defs, schema, f.property) else { continue };
-        for (key, value) in [("x-kubernetes-list-type", f.list_type), ("x-kubernetes-map-type", f.map_type)] {
+        let Some(prop) = property_mut(defs, schema, f.property) else {
+            continue;
+        };
+        for (key, value) in [
+            ("x-kubernetes-list-type", f.list_type),
+            ("x-kubernetes-map-type", f.map_type),
+        ] {
             if !value.is_empty() {
                 prop.insert(key.into(), value.into());
             }
@@ -259,8 +288,15 @@ fn fix_up(defs: &mut Map<String, Value>) {
 }
 
 /// The schema of `property` in the catalogue's `schema`, if both exist.
-fn property_mut<'a>(defs: &'a mut Map<String, Value>, schema: &str, property: &str) -> Option<&'a mut Map<String, Value>> {
-    defs.get_mut(schema)?.get_mut("properties")?.get_mut(property)?.as_object_mut()
+fn property_mut<'a>(
+    defs: &'a mut Map<String, Value>,
+    schema: &str,
+    property: &str,
+) -> Option<&'a mut Map<String, Value>> {
+    defs.get_mut(schema)?
+        .get_mut("properties")?
+        .get_mut(property)?
+        .as_object_mut()
 }
 
 /// Calls `f` on every subschema directly inside `schema`. Only schema keywords are followed:
@@ -269,10 +305,14 @@ fn property_mut<'a>(defs: &'a mut Map<String, Value>, schema: &str, property: &s
 fn subschemas_mut(schema: &mut Map<String, Value>, f: &mut impl FnMut(&mut Value)) {
     for (key, value) in schema.iter_mut() {
         match key.as_str() {
-            "properties" | "patternProperties" => {
-                value.as_object_mut().into_iter().flat_map(|m| m.values_mut()).for_each(&mut *f)
+            "properties" | "patternProperties" => value
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|m| m.values_mut())
+                .for_each(&mut *f),
+            "allOf" | "anyOf" | "oneOf" => {
+                value.as_array_mut().into_iter().flatten().for_each(&mut *f)
             }
-            "allOf" | "anyOf" | "oneOf" => value.as_array_mut().into_iter().flatten().for_each(&mut *f),
             "items" | "additionalProperties" | "additionalItems" | "not" => f(value),
             _ => {}
         }
@@ -282,9 +322,11 @@ fn subschemas_mut(schema: &mut Map<String, Value>, f: &mut impl FnMut(&mut Value
 fn subschemas<'a>(schema: &'a Map<String, Value>, f: &mut impl FnMut(&'a Value)) {
     for (key, value) in schema {
         match key.as_str() {
-            "properties" | "patternProperties" => {
-                value.as_object().into_iter().flat_map(|m| m.values()).for_each(&mut *f)
-            }
+            "properties" | "patternProperties" => value
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.values())
+                .for_each(&mut *f),
             "allOf" | "anyOf" | "oneOf" => value.as_array().into_iter().flatten().for_each(&mut *f),
             "items" | "additionalProperties" | "additionalItems" | "not" => f(value),
             _ => {}
@@ -294,8 +336,14 @@ fn subschemas<'a>(schema: &'a Map<String, Value>, f: &mut impl FnMut(&'a Value))
 
 /// Calls `f` with the name behind every `#/components/schemas/` ref in `schema`.
 pub(super) fn for_each_ref(schema: &Value, f: &mut impl FnMut(&str)) {
-    let Some(obj) = schema.as_object() else { return };
-    if let Some(name) = obj.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix(V3_REF_PREFIX)) {
+    let Some(obj) = schema.as_object() else {
+        return;
+    };
+    if let Some(name) = obj
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix(V3_REF_PREFIX))
+    {
         f(name);
     }
     subschemas(obj, &mut |s| for_each_ref(s, f));
@@ -313,7 +361,9 @@ pub(super) fn closure<'a>(
         if seen.contains(&name) {
             continue;
         }
-        let Some(schema) = sources.iter().find_map(|m| m.get(&name)) else { continue };
+        let Some(schema) = sources.iter().find_map(|m| m.get(&name)) else {
+            continue;
+        };
         for_each_ref(schema, &mut |r| {
             if !seen.contains(r) {
                 todo.push(r.to_owned());
@@ -327,7 +377,9 @@ pub(super) fn closure<'a>(
 /// OpenAPI 3.0 ignores keywords beside a `$ref`, so upstream wraps the ref in a one-element
 /// `allOf` to keep a field's description, patch strategy and the like; kubectl explain reads both.
 pub(super) fn to_v3(schema: &mut Value) {
-    let Some(obj) = schema.as_object_mut() else { return };
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
     subschemas_mut(obj, &mut to_v3);
     if obj.len() > 1 && obj.get("$ref").is_some_and(Value::is_string) {
         let r = obj.remove("$ref").unwrap_or_default();
@@ -349,7 +401,9 @@ pub(super) fn to_v2(name: &str, schema: &mut Value) {
 }
 
 fn strip_v2(schema: &mut Value) {
-    let Some(obj) = schema.as_object_mut() else { return };
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
     for key in ["oneOf", "anyOf", "not", "nullable"] {
         obj.remove(key);
     }
@@ -377,7 +431,9 @@ pub(super) fn crd_schemas(info: &ResourceInfo, schema: &Value) -> [(String, Valu
         _ => Map::new(),
     };
     s.entry("type").or_insert_with(|| "object".into());
-    let props = s.entry("properties").or_insert_with(|| Value::Object(Map::new()));
+    let props = s
+        .entry("properties")
+        .or_insert_with(|| Value::Object(Map::new()));
     if let Some(props) = props.as_object_mut() {
         props.insert("apiVersion".into(), api_version_property());
         props.insert("kind".into(), kind_property());

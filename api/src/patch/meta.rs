@@ -532,7 +532,11 @@ static KINDS: &[(&str, &str, &Schema)] = &[
     ("node.k8s.io/v1", "RuntimeClass", &METADATA_ONLY),
     // Built in, so kubectl re-applies CRDs with strategic merge patches; CRD versions carry no
     // patch tags upstream, so they are replaced like any untagged list.
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", &WITH_STATUS),
+    (
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        &WITH_STATUS,
+    ),
 ];
 
 #[cfg(test)]

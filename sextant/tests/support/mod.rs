@@ -1,6 +1,9 @@
 //! A real `sextant server` process in a temp dir, and a real `kubectl` pointed at it.
 
-#![allow(dead_code, reason = "each test binary uses a different part of the support module")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support module"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -22,17 +25,30 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let addr = free_addr();
         let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
-            .args(["server", "--data-dir", dir.path().to_str().unwrap(), "--listen", &addr])
+            .args([
+                "server",
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "--listen",
+                &addr,
+            ])
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let server = Server { dir, addr, child: Some(child) };
+        let server = Server {
+            dir,
+            addr,
+            child: Some(child),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !server.kubeconfig().exists() {
-            assert!(Instant::now() < deadline, "the server wrote no kubeconfig within 60s");
+            assert!(
+                Instant::now() < deadline,
+                "the server wrote no kubeconfig within 60s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         server
@@ -47,14 +63,20 @@ impl Server {
     }
 
     pub fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("pki/admin.token")).unwrap().trim().to_owned()
+        std::fs::read_to_string(self.dir.path().join("pki/admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     /// An HTTP client that trusts the cluster CA.
     pub fn http(&self) -> reqwest::Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let ca = std::fs::read(self.dir.path().join("pki/ca.crt")).unwrap();
-        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap()).build().unwrap()
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .build()
+            .unwrap()
     }
 
     /// Runs kubectl with this server's kubeconfig.
@@ -65,28 +87,42 @@ impl Server {
     /// Runs kubectl and returns stdout; panics with stderr when it fails.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(out.status.success(), "kubectl {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
     /// Runs kubectl with `stdin` as input (for `-f -`).
     pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
         let out = kubectl_with(&self.kubeconfig(), args, Some(stdin));
-        assert!(out.status.success(), "kubectl {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(mut self) {
         let mut child = self.child.take().unwrap();
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 assert!(status.success(), "the server exited with {status:?}");
                 return;
             }
-            assert!(Instant::now() < deadline, "the server did not stop within 20s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop within 20s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -106,14 +142,23 @@ pub fn kubectl_with(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Ou
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("kubectl is installed (see scripts/setup.sh)");
     if let Some(input) = stdin {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     child.wait_with_output().unwrap()
 }
@@ -125,7 +170,10 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -1,7 +1,10 @@
 //! Real store nodes for tests: each on its own data dir, serving its peer endpoints over
 //! HTTP on an ephemeral loopback port.
 
-#![allow(dead_code, reason = "each test binary uses a different part of the support module")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support module"
+)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -61,21 +64,37 @@ pub fn fast_config(dir: &Path, url: &str) -> StoreConfig {
 }
 
 /// Starts a node on `dir`, on a fresh port (or `addr` to come back on the same one).
-pub async fn start_node(dir: &Path, addr: Option<SocketAddr>, tweak: impl FnOnce(&mut StoreConfig)) -> TestNode {
-    let listener = tokio::net::TcpListener::bind(addr.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap()))
-        .await
-        .expect("bind loopback");
+pub async fn start_node(
+    dir: &Path,
+    addr: Option<SocketAddr>,
+    tweak: impl FnOnce(&mut StoreConfig),
+) -> TestNode {
+    let listener =
+        tokio::net::TcpListener::bind(addr.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap()))
+            .await
+            .expect("bind loopback");
     let addr = listener.local_addr().unwrap();
     let mut config = fast_config(dir, &format!("http://{addr}"));
     tweak(&mut config);
-    let store = Store::open(config, reqwest::Client::new()).await.expect("open store");
+    let store = Store::open(config, reqwest::Client::new())
+        .await
+        .expect("open store");
     let stop = CancellationToken::new();
     let app = sextant_store::router(store.clone());
     let stopped = stop.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(stopped.cancelled_owned()).await.unwrap();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stopped.cancelled_owned())
+            .await
+            .unwrap();
     });
-    TestNode { store, addr, dir: dir.to_owned(), stop, server }
+    TestNode {
+        store,
+        addr,
+        dir: dir.to_owned(),
+        stop,
+        server,
+    }
 }
 
 /// Polls `f` until it returns true, for up to `secs` seconds.
