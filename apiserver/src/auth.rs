@@ -43,21 +43,17 @@ impl Authenticator {
     }
 
     pub fn authenticate(&self, header: Option<&str>) -> Option<Identity> {
-        let token = header?.strip_prefix("Bearer ")?.trim();
+        let token = sextant_store::bearer_token(header)?.trim();
         let tokens = self.tokens.read().expect("token table poisoned");
         // Compare against every token without an early exit, so timing does not reveal one.
         let mut found = None;
         for (t, who) in tokens.iter() {
-            if constant_time_eq(t.as_bytes(), token.as_bytes()) {
+            if sextant_store::secret_eq(t, token) {
                 found = Some(who.clone());
             }
         }
         found
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
@@ -76,8 +72,7 @@ pub async fn middleware(State(state): State<ApiState>, mut req: Request, next: N
         .and_then(|v| v.to_str().ok());
     let mut who = state.auth.authenticate(header);
     if who.is_none()
-        && let Some(token) = header
-            .and_then(|h| h.strip_prefix("Bearer "))
+        && let Some(token) = sextant_store::bearer_token(header)
             .map(str::trim)
             .filter(|t| !t.is_empty())
     {

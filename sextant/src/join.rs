@@ -113,17 +113,10 @@ pub fn router(secret: &str, bootstrap: Bootstrap, store: sextant_store::Store) -
 }
 
 fn holds_secret(s: &Shared, headers: &http::HeaderMap) -> bool {
-    let presented = headers
+    let header = headers
         .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    presented.is_some_and(|p| {
-        p.len() == s.secret.len()
-            && p.bytes()
-                .zip(s.secret.bytes())
-                .fold(0u8, |a, (x, y)| a | (x ^ y))
-                == 0
-    })
+        .and_then(|v| v.to_str().ok());
+    sextant_store::bearer_token(header).is_some_and(|p| sextant_store::secret_eq(p, &s.secret))
 }
 
 async fn serve_bootstrap(State(s): State<Shared>, headers: http::HeaderMap) -> Response {

@@ -17,9 +17,11 @@
 //! - `watch.rs`: the fan-out hub and gap-free watchers;
 //! - `proposer.rs`: batching writes into raft entries, forwarding to the leader;
 //! - `peer_client.rs` / `peer_server.rs`: the authenticated HTTP transport between nodes;
+//! - `bearer.rs`: bearer-token parsing and constant-time comparison, for every endpoint of a node;
 //! - `node.rs`: one node's wiring and client API;
 //! - `error.rs`: the one error type, and which errors a retry helps.
 
+mod bearer;
 pub mod command;
 #[cfg(test)]
 mod conformance;
@@ -34,6 +36,7 @@ pub mod raft;
 mod state_machine;
 mod watch;
 
+pub use bearer::{bearer_token, secret_eq};
 pub use command::{Command, Event, EventKind, KeyValue, Op, Outcome, Precondition};
 pub use error::{Result, StoreError};
 pub use list::{ListRequest, ListResponse};

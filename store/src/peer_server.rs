@@ -16,6 +16,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::bearer::{bearer_token, secret_eq};
 use crate::command::{Command, codec};
 use crate::node::Store;
 use crate::peer_client::PATH_PREFIX;
@@ -47,27 +48,17 @@ async fn authenticate(
     req: Request,
     next: Next,
 ) -> Response {
-    let presented = headers
+    let header = headers
         .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(token)
-            if constant_time_eq(token.as_bytes(), store.config().cluster_token.as_bytes()) =>
-        {
-            next.run(req).await
-        }
+        .and_then(|v| v.to_str().ok());
+    match bearer_token(header) {
+        Some(token) if secret_eq(token, &store.config().cluster_token) => next.run(req).await,
         _ => (
             StatusCode::UNAUTHORIZED,
             "a valid cluster token is required for store peer endpoints",
         )
             .into_response(),
     }
-}
-
-/// Compares without an early exit, so response timing does not reveal the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[expect(
