@@ -139,6 +139,16 @@ impl Params {
             .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))
     }
 
+    /// The same selection as a complete, current list: selectors kept, paging and
+    /// resourceVersion dropped (the initial state of a watch, a delete-collection).
+    pub fn selection_only(&self) -> Params {
+        Params {
+            label_selector: self.label_selector.clone(),
+            field_selector: self.field_selector.clone(),
+            ..Params::default()
+        }
+    }
+
     pub fn is_watch(&self) -> bool {
         truthy(&self.watch)
     }

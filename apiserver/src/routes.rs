@@ -201,17 +201,7 @@ async fn delete_collection(
     opts: &[u8],
 ) -> ApiResult<Response> {
     let filter = list::Filter::new(t, params)?;
-    let listed = list::collect(
-        state,
-        t,
-        &Params {
-            limit: None,
-            continue_token: None,
-            ..params_for_list(params)
-        },
-        &filter,
-    )
-    .await?;
+    let listed = list::collect(state, t, &params.selection_only(), &filter).await?;
     let mut deleted = Vec::new();
     for obj in listed.items {
         let name = crate::objects::name(&obj).unwrap_or_default().to_owned();
@@ -229,12 +219,4 @@ async fn delete_collection(
     }
     let r = &t.resource;
     Ok((StatusCode::OK, axum::Json(serde_json::json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": {}, "items": deleted}))).into_response())
-}
-
-fn params_for_list(p: &Params) -> Params {
-    Params {
-        label_selector: p.label_selector.clone(),
-        field_selector: p.field_selector.clone(),
-        ..Params::default()
-    }
 }

@@ -70,12 +70,7 @@ pub async fn watch(
     let mut queued = std::collections::VecDeque::new();
 
     let from = if initial {
-        let list_params = Params {
-            limit: None,
-            continue_token: None,
-            ..params_clone(params)
-        };
-        let listed = collect(state, t, &list_params, &filter).await?;
+        let listed = collect(state, t, &params.selection_only(), &filter).await?;
         for obj in listed.items {
             queued.push_back(json!({"type": "ADDED", "object": obj}));
         }
@@ -132,15 +127,6 @@ pub async fn watch(
         http::HeaderValue::from_static("no-cache"),
     );
     Ok(resp)
-}
-
-fn params_clone(p: &Params) -> Params {
-    Params {
-        label_selector: p.label_selector.clone(),
-        field_selector: p.field_selector.clone(),
-        resource_version: None,
-        ..Params::default()
-    }
 }
 
 fn bookmark(t: &Target, revision: u64, initial_end: bool) -> Value {
