@@ -131,6 +131,8 @@ impl Event {
 pub(crate) mod codec {
     use serde::{Serialize, de::DeserializeOwned};
 
+    use crate::error::StoreError;
+
     pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
         // Serializing our own plain data types into a Vec cannot fail.
         postcard::to_stdvec(value).expect("postcard encoding into a Vec is infallible")
@@ -138,5 +140,14 @@ pub(crate) mod codec {
 
     pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
         postcard::from_bytes(bytes)
+    }
+
+    /// Decodes a record read from disk; one that does not decode is damaged (`what` says
+    /// which kind of record, for the error a person reads).
+    pub fn decode_stored<T: DeserializeOwned>(
+        bytes: &[u8],
+        what: &'static str,
+    ) -> Result<T, StoreError> {
+        decode(bytes).map_err(|source| StoreError::Corrupt { what, source })
     }
 }

@@ -207,9 +207,7 @@ impl LogStore {
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
-    codec::decode(bytes).map_err(|source| StoreError::Corrupt { what, source })
-}
+use codec::decode_stored as decode;
 
 /// Drains the queue in batches: one transaction and one fsync per batch.
 fn writer_loop(shared: &Shared, rx: std::sync::mpsc::Receiver<Job>) {

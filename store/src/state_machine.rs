@@ -64,8 +64,11 @@ impl StoredValue {
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
-    codec::decode(bytes).map_err(|source| StoreError::Corrupt { what, source })
+use codec::decode_stored as decode;
+
+fn set_durability(txn: &mut WriteTransaction, durability: Durability) -> Result<()> {
+    txn.set_durability(durability)
+        .map_err(|e| StoreError::Stopped(format!("cannot set durability: {e}")))
 }
 
 /// Decodes a `kv` table row.
@@ -174,12 +177,14 @@ impl StateMachine {
     fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<Vec<Vec<Outcome>>> {
         let mut txn = self.state.db.begin_write()?;
         let durable = self.last_durable.elapsed() >= DURABLE_EVERY;
-        txn.set_durability(if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        })
-        .map_err(|e| StoreError::Stopped(format!("cannot set durability: {e}")))?;
+        set_durability(
+            &mut txn,
+            if durable {
+                Durability::Immediate
+            } else {
+                Durability::None
+            },
+        )?;
         let mut events = Vec::new();
         let mut responses = Vec::with_capacity(entries.len());
         let revision;
@@ -257,8 +262,7 @@ impl StateMachine {
     fn install(&mut self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<()> {
         let payload: SnapshotPayload = decode(&data, "snapshot")?;
         let mut txn = self.state.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| StoreError::Stopped(format!("cannot set durability: {e}")))?;
+        set_durability(&mut txn, Durability::Immediate)?;
         {
             txn.delete_table(KV)?;
             txn.delete_table(HISTORY)?;
@@ -290,8 +294,7 @@ impl StateMachine {
 fn build_snapshot(state: &StateDb, path: &Path) -> Result<Snapshot<TypeConfig>> {
     {
         let mut txn = state.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| StoreError::Stopped(format!("cannot set durability: {e}")))?;
+        set_durability(&mut txn, Durability::Immediate)?;
         txn.commit()?;
     }
     let txn = state.read()?;
