@@ -196,7 +196,7 @@ pub(crate) async fn create_object(
 
 /// A uniform draw below `n`, for generated names.
 fn rand_below(n: usize) -> usize {
-    (uuid::Uuid::new_v4().as_u128() % n as u128) as usize
+    rand::Rng::gen_range(&mut rand::thread_rng(), 0..n)
 }
 
 /// Fields the server owns on a new object.

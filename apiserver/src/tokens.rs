@@ -34,7 +34,7 @@ pub async fn issue(
     who: &Identity,
     ttl: Option<Duration>,
 ) -> Result<(String, Option<i64>), StoreError> {
-    let token: String = (0..32).map(|_| format!("{:02x}", rand_byte())).collect();
+    let token = random_hex(32);
     let expires = ttl.map(|t| jiff::Timestamp::now().as_second() + t.as_secs() as i64);
     let stored = StoredToken {
         user: who.user.clone(),
@@ -51,8 +51,12 @@ pub async fn issue(
     Ok((token, expires))
 }
 
-fn rand_byte() -> u8 {
-    uuid::Uuid::new_v4().as_bytes()[0]
+/// `bytes` random bytes as hex: every secret a node hands out (tokens, the admin
+/// credential, the cluster secret) is made here.
+pub fn random_hex(bytes: usize) -> String {
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
 }
 
 /// The identity a stored token stands for, if it exists and has not expired.

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use sextant_apiserver::{Authenticator, Identity};
+use sextant_apiserver::{Authenticator, Identity, tokens};
 use sextant_store::{Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -210,7 +210,7 @@ async fn credentials(args: &ServerArgs, local: SocketAddr) -> anyhow::Result<Cre
         (Some(_), None) => bail!("--join needs --token, the first server's DATA_DIR/node-token"),
         (None, _) => {
             let pki = Pki::load_or_create(&dir.join("pki"), None, &names)?;
-            (pki, random_hex(24), random_hex(24))
+            (pki, tokens::random_hex(24), tokens::random_hex(24))
         }
     };
     write_private(&admin_path, &admin_token)?;
@@ -223,12 +223,6 @@ async fn credentials(args: &ServerArgs, local: SocketAddr) -> anyhow::Result<Cre
         secret,
         admin_token,
     })
-}
-
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect()
 }
 
 async fn stop(
