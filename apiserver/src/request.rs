@@ -28,6 +28,12 @@ impl Target {
         Ok(object_key(&self.resource, self.namespace.as_deref(), name))
     }
 
+    /// A store error about the addressed object, as the API reports it (404, 409, …).
+    pub fn store_error(&self, e: sextant_store::StoreError) -> ApiError {
+        let r = &self.resource;
+        ApiError::from_store(e, &r.group, &r.plural, self.name.as_deref().unwrap_or(""))
+    }
+
     /// The store prefix of the addressed collection.
     pub fn collection_prefix(&self) -> String {
         match &self.namespace {

@@ -387,9 +387,7 @@ pub(crate) async fn write_update_as(
                 precondition: Precondition::Revision(rev),
             }])
             .await
-            .map_err(|e| {
-                ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or(""))
-            })?;
+            .map_err(|e| t.store_error(e))?;
         return Ok(ObjectResponse {
             code: StatusCode::OK,
             object: new,
@@ -404,9 +402,7 @@ pub(crate) async fn write_update_as(
             Precondition::Revision(rev),
         )
         .await
-        .map_err(|e| {
-            ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or(""))
-        })?;
+        .map_err(|e| t.store_error(e))?;
     let mut new = new;
     meta_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
     Ok(ObjectResponse {
@@ -663,9 +659,7 @@ pub async fn delete(
                 Precondition::Revision(rev),
             )
             .await
-            .map_err(|e| {
-                ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or(""))
-            })?;
+            .map_err(|e| t.store_error(e))?;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(new_rev.to_string()));
         return Ok(ObjectResponse {
             code: StatusCode::OK,
@@ -684,9 +678,7 @@ pub async fn delete(
         .store
         .delete(t.key()?, Precondition::Revision(rev))
         .await
-        .map_err(|e| {
-            ApiError::from_store(e, &r.group, &r.plural, t.name.as_deref().unwrap_or(""))
-        })?;
+        .map_err(|e| t.store_error(e))?;
     Ok(ObjectResponse {
         code: StatusCode::OK,
         object: objects::from_store_as(r, &deleted)?,
