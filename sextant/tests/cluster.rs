@@ -3,10 +3,10 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{free_addr, kubectl_with};
+use support::{free_addr, kubectl_with, spawn_server, wait_until_ready};
 
 struct Proc {
     child: std::process::Child,
@@ -14,25 +14,8 @@ struct Proc {
 }
 
 fn start(dir: &std::path::Path, addr: &str, extra: &[&str]) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args([
-            "server",
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--listen",
-            addr,
-        ])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !dir.join("kubeconfig.yaml").exists() {
-        assert!(Instant::now() < deadline, "{addr} wrote no kubeconfig");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let child = spawn_server(dir, addr, extra, Stdio::inherit(), "warn");
+    wait_until_ready(dir);
     Proc {
         child,
         dir: dir.to_owned(),

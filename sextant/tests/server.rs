@@ -1,29 +1,15 @@
 //! `sextant server` as a real process: first start, joining, wrong tokens, SIGTERM.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
+use support::{free_addr, spawn_server};
 
 fn start(dir: &Path, listen: &str, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args([
-            "server",
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--listen",
-            listen,
-        ])
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    spawn_server(dir, listen, extra, Stdio::piped(), "info")
 }
 
 /// A client trusting the cluster CA in `dir`.

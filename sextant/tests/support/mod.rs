@@ -20,38 +20,49 @@ pub fn free_addr() -> String {
     l.local_addr().unwrap().to_string()
 }
 
+/// Starts `sextant server` on `dir` and `addr`; the server's log goes to `log` (piped when a
+/// test reads it, inherited otherwise).
+pub fn spawn_server(dir: &Path, addr: &str, extra: &[&str], log: Stdio, log_level: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args([
+            "server",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            addr,
+        ])
+        .args(extra)
+        .env("RUST_LOG", log_level)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the server on `dir` has written its kubeconfig: it is then ready.
+pub fn wait_until_ready(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.join("kubeconfig.yaml").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the server on {} wrote no kubeconfig within 60s",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Server {
     pub fn start(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let addr = free_addr();
-        let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
-            .args([
-                "server",
-                "--data-dir",
-                dir.path().to_str().unwrap(),
-                "--listen",
-                &addr,
-            ])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let server = Server {
+        let child = spawn_server(dir.path(), &addr, extra, Stdio::inherit(), "warn");
+        wait_until_ready(dir.path());
+        Server {
             dir,
             addr,
             child: Some(child),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !server.kubeconfig().exists() {
-            assert!(
-                Instant::now() < deadline,
-                "the server wrote no kubeconfig within 60s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        server
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
