@@ -153,17 +153,7 @@ pub(crate) async fn create_object(
                 other => other,
             })?;
     }
-    let (obj, warnings) = objects::validate(
-        r,
-        &obj,
-        params.field_validation()?,
-        state.registry.custom_schema(r).as_ref(),
-    )?;
-    let obj = if applied {
-        obj
-    } else {
-        record_manager(r, None, obj, params)
-    };
+    let (obj, warnings) = validate_and_record(state, r, params, None, &obj, applied)?;
     let name = objects::name(&obj).unwrap_or_default().to_owned();
     let key = crate::request::object_key(r, t.namespace.as_deref(), &name);
     if dry_run {
@@ -357,17 +347,7 @@ pub(crate) async fn write_update_as(
             meta_mut(&mut new).remove("generation");
         }
     }
-    let (new, warnings) = objects::validate(
-        r,
-        &new,
-        params.field_validation()?,
-        state.registry.custom_schema(r).as_ref(),
-    )?;
-    let new = if applied {
-        new
-    } else {
-        record_manager(r, Some(&old), new, params)
-    };
+    let (new, warnings) = validate_and_record(state, r, params, Some(&old), &new, applied)?;
     if params.dry_run()? {
         return Ok(ObjectResponse {
             code: StatusCode::OK,
@@ -497,6 +477,26 @@ pub async fn patch(
             other => return other,
         }
     }
+}
+
+/// The last step before any write: validation (with the CRD schema for custom resources)
+/// and, unless server-side apply already did it, recording the field manager.
+fn validate_and_record(
+    state: &ApiState,
+    r: &ResourceInfo,
+    params: &Params,
+    old: Option<&Value>,
+    obj: &Value,
+    applied: bool,
+) -> ApiResult<(Value, Vec<String>)> {
+    let schema = state.registry.custom_schema(r);
+    let (obj, warnings) = objects::validate(r, obj, params.field_validation()?, schema.as_ref())?;
+    let obj = if applied {
+        obj
+    } else {
+        record_manager(r, old, obj, params)
+    };
+    Ok((obj, warnings))
 }
 
 /// Records `manager` as the owner of the fields this write changes (`metadata.managedFields`).
