@@ -83,15 +83,16 @@ fn pod_template(spec: &mut Value) {
 }
 
 fn job_spec(spec: &mut Value) {
+    // Both unset: one pod, run to one success. Parallelism set alone: a work queue, whose
+    // completions stay unset (Kubernetes' SetDefaults_Job).
+    let unset = |k: &str| spec.get(k).is_none_or(Value::is_null);
+    if unset("completions") && unset("parallelism") {
+        spec["completions"] = json!(1);
+    }
     default(spec, "parallelism", json!(1));
     default(spec, "backoffLimit", json!(6));
     default(spec, "completionMode", json!("NonIndexed"));
     default(spec, "suspend", json!(false));
-    if spec.get("completions").is_none_or(Value::is_null)
-        && spec.get("parallelism") == Some(&json!(1))
-    {
-        spec["completions"] = json!(1);
-    }
     pod_template(spec);
 }
 

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use sextant_api::quantity::Milli;
+use sextant_api::quota::{counts_against_quota, pod_resources, quantities, quota_usage};
 use sextant_api::resources::ResourceInfo;
 use sextant_store::ListRequest;
 
@@ -44,15 +45,6 @@ pub fn default_on_create(r: &ResourceInfo, obj: &mut Value) {
     sextant_api::defaults::apply(&r.group, &r.kind, obj);
 }
 
-/// Requests and limits of every container, after LimitRange defaults.
-struct PodResources {
-    requests: BTreeMap<String, Milli>,
-    limits: BTreeMap<String, Milli>,
-    /// Per resource, the containers that request nothing of it (for quota messages).
-    missing_requests: BTreeMap<String, Vec<String>>,
-    missing_limits: BTreeMap<String, Vec<String>>,
-}
-
 fn containers_mut(pod: &mut Value) -> impl Iterator<Item = &mut Value> {
     let spec = pod.get_mut("spec").and_then(Value::as_object_mut);
     let mut out = Vec::new();
@@ -66,16 +58,6 @@ fn containers_mut(pod: &mut Value) -> impl Iterator<Item = &mut Value> {
         }
     }
     out.into_iter()
-}
-
-fn quantities(v: &Value) -> BTreeMap<String, Milli> {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, q)| Milli::from_json(q).map(|q| (k.clone(), q)))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn forbidden(message: String) -> ApiError {
@@ -158,79 +140,6 @@ fn apply_limit_ranges(pod: &mut Value, ranges: &[Value]) -> ApiResult<()> {
         }
     }
     Ok(())
-}
-
-fn pod_resources(pod: &Value) -> PodResources {
-    let mut out = PodResources {
-        requests: BTreeMap::new(),
-        limits: BTreeMap::new(),
-        missing_requests: BTreeMap::new(),
-        missing_limits: BTreeMap::new(),
-    };
-    let containers = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for c in &containers {
-        let name = c["name"].as_str().unwrap_or("").to_owned();
-        let (req, lim) = (
-            quantities(&c["resources"]["requests"]),
-            quantities(&c["resources"]["limits"]),
-        );
-        for r in ["cpu", "memory"] {
-            match req.get(r) {
-                Some(q) => {
-                    *out.requests.entry(r.into()).or_default() =
-                        Milli(out.requests.get(r).map_or(0, |m| m.0) + q.0)
-                }
-                None => out
-                    .missing_requests
-                    .entry(r.into())
-                    .or_default()
-                    .push(name.clone()),
-            }
-            match lim.get(r) {
-                Some(q) => {
-                    *out.limits.entry(r.into()).or_default() =
-                        Milli(out.limits.get(r).map_or(0, |m| m.0) + q.0)
-                }
-                None => out
-                    .missing_limits
-                    .entry(r.into())
-                    .or_default()
-                    .push(name.clone()),
-            }
-        }
-    }
-    out
-}
-
-/// What one pod counts against each quota key Kubernetes defines for pods.
-fn quota_usage(pod: &Value) -> BTreeMap<String, Milli> {
-    let r = pod_resources(pod);
-    let mut usage = BTreeMap::from([
-        ("pods".to_owned(), Milli(1000)),
-        ("count/pods".to_owned(), Milli(1000)),
-    ]);
-    for (res, q) in &r.requests {
-        usage.insert(format!("requests.{res}"), *q);
-        usage.insert(res.clone(), *q);
-    }
-    for (res, q) in &r.limits {
-        usage.insert(format!("limits.{res}"), *q);
-    }
-    usage
-}
-
-fn counts_against_quota(pod: &Value) -> bool {
-    let phase = pod
-        .pointer("/status/phase")
-        .and_then(Value::as_str)
-        .unwrap_or("Pending");
-    phase != "Succeeded"
-        && phase != "Failed"
-        && !objects::meta(pod).contains_key("deletionTimestamp")
 }
 
 /// ResourceQuota: refuses a pod that would take the namespace past any quota's hard limits.

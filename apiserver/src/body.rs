@@ -102,6 +102,9 @@ pub fn decode_object(body_type: BodyType, bytes: &[u8]) -> ApiResult<Value> {
 pub enum Accept {
     Json,
     Table,
+    /// `PartialObjectMetadata(List)`: metadata only, what metadata informers (the garbage
+    /// collector, kube-rs `metadata_watcher`) ask for.
+    Metadata,
 }
 
 /// Reads the Accept header. kubectl asks for `application/json;as=Table;v=v1;g=meta.k8s.io`
@@ -137,13 +140,28 @@ pub fn negotiate(accept: Option<&str>) -> ApiResult<Accept> {
             {
                 return Ok(Accept::Table);
             }
+            Some("PartialObjectMetadata" | "PartialObjectMetadataList")
+                if get("g") == Some("meta.k8s.io")
+                    && matches!(get("v"), Some("v1" | "v1beta1")) =>
+            {
+                return Ok(Accept::Metadata);
+            }
             Some(_) => continue,
         }
     }
     Err(ApiError::NotAcceptable {
         message: format!(
-            "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept})"
+            "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io, application/json;as=PartialObjectMetadata(List);v=v1;g=meta.k8s.io (asked for {accept})"
         ),
+    })
+}
+
+/// An object reduced to its metadata, as `PartialObjectMetadata` (v1).
+pub fn partial_metadata(obj: &Value) -> Value {
+    serde_json::json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or(Value::Null),
     })
 }
 
@@ -168,7 +186,7 @@ mod tests {
                 "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json"
             ))
             .unwrap(),
-            Accept::Json
+            Accept::Metadata
         );
         assert!(negotiate(Some("application/vnd.kubernetes.protobuf")).is_err());
         assert_eq!(negotiate(None).unwrap(), Accept::Json);

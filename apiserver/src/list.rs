@@ -14,7 +14,7 @@ use sextant_api::table::IncludeObject;
 use sextant_api::{FieldSelector, Selector};
 use sextant_store::{ListRequest, StoreError};
 
-use crate::body::Accept;
+use crate::body::{Accept, partial_metadata};
 use crate::error::{ApiError, ApiResult};
 use crate::objects;
 use crate::request::{Params, Target};
@@ -232,12 +232,17 @@ pub async fn list(
             };
             table(state, r, &listed.items, include, &list_meta)
         }
-        Accept::Json => {
+        Accept::Json | Accept::Metadata => {
             let mut metadata = json!({"resourceVersion": listed.revision.to_string()});
             if let Some(c) = listed.continue_token {
                 metadata["continue"] = json!(c);
             }
-            json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": metadata, "items": listed.items})
+            if accept == Accept::Metadata {
+                let items: Vec<Value> = listed.items.iter().map(partial_metadata).collect();
+                json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "items": items})
+            } else {
+                json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": metadata, "items": listed.items})
+            }
         }
     })
 }
@@ -263,6 +268,7 @@ pub fn render_one(
             };
             Ok(table(state, r, &[obj], include, &list_meta))
         }
+        (Accept::Metadata, None) => Ok(partial_metadata(&obj)),
         _ => Ok(obj),
     }
 }

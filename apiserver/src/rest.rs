@@ -604,6 +604,7 @@ pub async fn delete(
     let dry_run = params.dry_run()?;
 
     let already_deleting = objects::meta(&obj).contains_key("deletionTimestamp");
+    let before = already_deleting.then(|| obj.clone());
     if let Some(f) = added_finalizer {
         let m = meta_mut(&mut obj);
         let list = m.entry("finalizers").or_insert_with(|| json!([]));
@@ -644,7 +645,9 @@ pub async fn delete(
                 .unwrap_or(grace);
             m.insert("deletionGracePeriodSeconds".into(), json!(grace.min(cur)));
         }
-        if dry_run {
+        // Deleting again what is already being deleted changes nothing (unless it adds a
+        // finalizer or shortens a pod's grace): no write, no new resourceVersion, no event.
+        if dry_run || before.as_ref() == Some(&obj) {
             return Ok(ObjectResponse {
                 code: StatusCode::OK,
                 object: obj,

@@ -218,8 +218,17 @@ impl Stream {
     }
 
     /// Tables for kubectl: each object becomes a one-row table; the column definitions
-    /// go with the first one only.
+    /// go with the first one only. Metadata informers get `PartialObjectMetadata`.
     fn render(&mut self, mut event: Value) -> Value {
+        if self.accept == Accept::Metadata
+            && matches!(
+                event["type"].as_str(),
+                Some("ADDED" | "MODIFIED" | "DELETED")
+            )
+        {
+            event["object"] = crate::body::partial_metadata(&event["object"]);
+            return event;
+        }
         if self.accept != Accept::Table
             || !matches!(
                 event["type"].as_str(),

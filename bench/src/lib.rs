@@ -4,17 +4,20 @@
 //! measuring tool, and BENCHMARKS.md is where they are kept.
 //!
 //! - [`report`]: figures, medians and percentiles, printing and JSON;
-//! - [`store`]: the replicated store (write throughput on 1 and 3 nodes, watch fan-out).
+//! - [`store`]: the replicated store (write throughput on 1 and 3 nodes, watch fan-out);
+//! - [`scheduler`]: pods bound per second on 1,000 simulated nodes.
 
 pub mod report;
+pub mod scheduler;
 pub mod store;
 
 /// Every suite, in the order a full run takes them.
-pub const SUITES: &[&str] = &["store"];
+pub const SUITES: &[&str] = &["store", "scheduler"];
 
 pub async fn run_suite(name: &str, quick: bool) -> anyhow::Result<report::Report> {
     match name {
         "store" => store::run(quick).await,
+        "scheduler" => scheduler::run(quick).await,
         other => anyhow::bail!("unknown suite {other:?}; suites are: {}", SUITES.join(", ")),
     }
 }

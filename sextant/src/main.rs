@@ -17,6 +17,10 @@ struct Cli {
 enum Cmd {
     /// Start a control-plane node.
     Server(sextant::server::ServerArgs),
+    /// Run the scheduler alone against a cluster (`sextant server` runs one in-process).
+    Scheduler(sextant::standalone::ClientArgs),
+    /// Run the controller manager alone against a cluster (`sextant server` runs one in-process).
+    ControllerManager(sextant::standalone::ControllerManagerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,6 +29,14 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Cmd::Server(args) => runtime.block_on(sextant::server::run(
+            args,
+            sextant::signals::shutdown_signal(),
+        )),
+        Cmd::Scheduler(args) => runtime.block_on(sextant::standalone::scheduler(
+            args,
+            sextant::signals::shutdown_signal(),
+        )),
+        Cmd::ControllerManager(args) => runtime.block_on(sextant::standalone::controller_manager(
             args,
             sextant::signals::shutdown_signal(),
         )),

@@ -14,14 +14,18 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use sextant_apiserver::{Authenticator, Identity, tokens};
+use sextant_leader::Timing;
 use sextant_store::{Store, StoreConfig};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::files::{read_if_exists, write_private};
 use crate::join::{self, JoinToken};
 use crate::pki::{self, Pki};
-use crate::{https, kubeconfig};
+use crate::{https, inprocess, kubeconfig};
 
+/// How long the scheduler and controllers may take to stop and hand over their Leases.
+const CONTROL_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long in-flight requests may run after a shutdown signal before they are cut.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -46,6 +50,18 @@ pub struct ServerArgs {
     /// resourceVersion up to this old (Kubernetes compacts every 300).
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub compaction_interval: u64,
+    /// Seconds a node may go without renewing its heartbeat Lease before it is marked
+    /// NotReady (Unknown) and tainted unreachable.
+    #[arg(long, default_value_t = 40, value_name = "SECONDS")]
+    pub node_monitor_grace_period: u64,
+    /// Seconds pods stay on an unreachable or not-ready node before they are evicted (unless
+    /// they tolerate the taint longer).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub pod_eviction_timeout: u64,
+    /// Seconds the scheduler's and controller manager's leader Leases last: how long a dead
+    /// leader blocks its successor.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub leader_lease_seconds: u64,
 }
 
 pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -78,6 +94,10 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
 
     let auth = Authenticator::default();
     auth.add_token(creds.admin_token.clone(), Identity::admin());
+    // The in-process scheduler and controllers authenticate like any client, with a token
+    // that lives only as long as this process.
+    let control_token = tokens::random_hex(24);
+    auth.add_token(control_token.clone(), control_plane_identity());
     let stop_serving = CancellationToken::new();
     let api = sextant_apiserver::state(store.clone(), auth, stop_serving.clone());
     let crd_loop = tokio::spawn(sextant_apiserver::run_crd_loop(api.clone()));
@@ -86,6 +106,7 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
         ca_key: creds.pki.ca_key_pem().to_owned(),
         admin_token: creds.admin_token.clone(),
     };
+    let control_router = sextant_apiserver::router(api.clone());
     let app = sextant_apiserver::router(api)
         .merge(sextant_store::router(store.clone()))
         .merge(join::router(&creds.secret, bootstrap, store.clone()));
@@ -115,8 +136,9 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
     tokio::pin!(shutdown);
     tokio::select! {
         res = started => res?,
-        () = &mut shutdown => return stop(store, stop_serving, server, crd_loop).await,
+        () = &mut shutdown => return stop(store, stop_serving, server, crd_loop, ControlLoops::none()).await,
     }
+    let control = ControlLoops::start(&args, &url, control_router, &control_token);
     let kubeconfig = dir.join("kubeconfig.yaml");
     write_private(
         &kubeconfig,
@@ -132,7 +154,72 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
             bail!("the HTTPS server stopped unexpectedly");
         }
     }
-    stop(store, stop_serving, server, crd_loop).await
+    stop(store, stop_serving, server, crd_loop, control).await
+}
+
+/// Who the in-process control loops are, to the API server.
+fn control_plane_identity() -> Identity {
+    Identity {
+        user: "system:sextant:control-plane".into(),
+        groups: vec!["system:masters".into(), "system:authenticated".into()],
+    }
+}
+
+/// The scheduler and the controller manager, each campaigning for its own Lease; with three
+/// servers, one of each acts (not necessarily on the same server).
+struct ControlLoops {
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl ControlLoops {
+    fn none() -> Self {
+        ControlLoops {
+            stop: CancellationToken::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    fn start(args: &ServerArgs, url: &str, api: axum::Router, token: &str) -> Self {
+        let identity = leader_identity(url);
+        let timing = Timing::with_lease_duration(Duration::from_secs(args.leader_lease_seconds));
+        let mut scheduler = sextant_scheduler::Config::new(&identity);
+        scheduler.leader = timing.clone();
+        let mut controllers = sextant_controllers::Config::new(&identity);
+        controllers.leader = timing;
+        controllers.node_grace_period = Duration::from_secs(args.node_monitor_grace_period.max(1));
+        controllers.pod_eviction_timeout = Duration::from_secs(args.pod_eviction_timeout);
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let client = inprocess::client(api.clone(), token, "kube-scheduler");
+        tasks.spawn(sextant_scheduler::run(client, scheduler, stop.clone()));
+        let client = inprocess::client(api, token, "kube-controller-manager");
+        tasks.spawn(sextant_controllers::run(client, controllers, stop.clone()));
+        ControlLoops { stop, tasks }
+    }
+
+    /// Stops the loops and waits for them; they release their Leases through the API on the
+    /// way out, so another server's loops take over at once instead of waiting for expiry.
+    /// A write can hang when the store has lost its quorum (the other servers stopped
+    /// first): past the timeout the loops are cut, and their Leases simply expire.
+    async fn shutdown(mut self) {
+        self.stop.cancel();
+        let drained = tokio::time::timeout(CONTROL_STOP_TIMEOUT, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("the scheduler or controllers did not stop in time; cutting them");
+            self.tasks.shutdown().await;
+        }
+    }
+}
+
+/// Unique per server process: the host, the URL it serves, and a random suffix so that a
+/// restarted server does not mistake its predecessor's Lease for its own.
+pub fn leader_identity(url: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}_{}_{}", host.trim(), url, &tokens::random_hex(4))
 }
 
 /// 0.0.0.0 is where a server listens, not an address a client can dial.
@@ -230,7 +317,9 @@ async fn stop(
     stop_serving: CancellationToken,
     server: tokio::task::JoinHandle<()>,
     crd_loop: tokio::task::JoinHandle<()>,
+    control: ControlLoops,
 ) -> anyhow::Result<()> {
+    control.shutdown().await;
     stop_serving.cancel();
     let _ = server.await;
     let _ = crd_loop.await;

@@ -1,5 +1,6 @@
-//! Three `sextant server` processes as one cluster: every node serves the API, and the API
-//! stays up when the first server (the raft leader) is killed.
+//! Three `sextant server` processes as one cluster: every node serves the API, the API
+//! stays up when the first server (the raft leader) is killed, and the scheduler's and the
+//! controller manager's leadership moves to a surviving server when its holder is killed.
 
 mod support;
 
@@ -45,23 +46,26 @@ impl Drop for Proc {
     }
 }
 
+/// Three servers forming one cluster, each started with `extra` flags.
+fn three_servers(root: &std::path::Path, extra: &[&str]) -> [Proc; 3] {
+    let addrs = [free_addr(), free_addr(), free_addr()];
+    let a = start(&root.join("a"), &addrs[0], extra);
+    let token = std::fs::read_to_string(a.dir.join("node-token")).unwrap();
+    let seed = format!("https://{}", addrs[0]);
+    let join = |name: &str, addr: &str| {
+        let mut args = vec!["--join", &seed, "--token", token.trim()];
+        args.extend_from_slice(extra);
+        start(&root.join(name), addr, &args)
+    };
+    let b = join("b", &addrs[1]);
+    let c = join("c", &addrs[2]);
+    [a, b, c]
+}
+
 #[test]
 fn any_server_serves_the_api_and_it_survives_the_leader() {
     let root = tempfile::tempdir().unwrap();
-    let addrs = [free_addr(), free_addr(), free_addr()];
-    let a = start(&root.path().join("a"), &addrs[0], &[]);
-    let token = std::fs::read_to_string(a.dir.join("node-token")).unwrap();
-    let seed = format!("https://{}", addrs[0]);
-    let b = start(
-        &root.path().join("b"),
-        &addrs[1],
-        &["--join", &seed, "--token", token.trim()],
-    );
-    let c = start(
-        &root.path().join("c"),
-        &addrs[2],
-        &["--join", &seed, "--token", token.trim()],
-    );
+    let [a, b, c] = three_servers(root.path(), &[]);
 
     // Written through one server, read through another.
     b.ok(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: via-b, namespace: default}\ndata: {k: v}\n"));
@@ -106,4 +110,89 @@ fn any_server_serves_the_api_and_it_survives_the_leader() {
         names.contains("configmap/via-b") && names.contains("configmap/via-c"),
         "{names}"
     );
+}
+
+/// The holder of a leader Lease in kube-system, read through `p`.
+fn holder(p: &Proc, lease: &str) -> Option<String> {
+    let out = p.kubectl(
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "lease",
+            lease,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+        None,
+    );
+    let h = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !h.is_empty()).then_some(h)
+}
+
+#[test]
+fn leadership_of_the_control_loops_moves_when_its_server_dies() {
+    let root = tempfile::tempdir().unwrap();
+    let servers = three_servers(root.path(), &["--leader-lease-seconds", "3"]);
+    let url = |p: &Proc| {
+        let kc = std::fs::read_to_string(p.dir.join("kubeconfig.yaml")).unwrap();
+        let line = kc
+            .lines()
+            .find(|l| l.trim_start().starts_with("server:"))
+            .unwrap();
+        line.trim_start()
+            .trim_start_matches("server:")
+            .trim()
+            .to_owned()
+    };
+    let urls: Vec<String> = servers.iter().map(url).collect();
+    // Identities name the server's URL: find which server holds the scheduler's Lease.
+    let first = support::eventually(30, "a scheduler leader", || {
+        holder(&servers[1], "kube-scheduler")
+    });
+    let leader = urls
+        .iter()
+        .position(|u| first.contains(&format!("_{u}_")))
+        .unwrap_or_else(|| panic!("{first} names none of {urls:?}"));
+    support::eventually(30, "a controller-manager leader", || {
+        holder(&servers[1], "kube-controller-manager")
+    });
+
+    let [a, b, c] = servers;
+    let mut procs = [Some(a), Some(b), Some(c)];
+    let mut dead = procs[leader].take().unwrap();
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    let survivor = procs.iter().flatten().next().unwrap();
+
+    // A survivor takes the Lease over once it expires (3 s) — a raft election may come first
+    // when the dead server also led the store.
+    let next = support::eventually(40, "a new scheduler leader", || {
+        holder(survivor, "kube-scheduler").filter(|h| *h != first)
+    });
+    assert!(
+        urls.iter()
+            .enumerate()
+            .any(|(i, u)| i != leader && next.contains(&format!("_{u}_"))),
+        "{next} should name a surviving server"
+    );
+
+    // The new leader schedules: a node appears and a pod lands on it.
+    survivor.ok(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: Node\nmetadata: {name: n1, labels: {sextant.dev/oci: \"true\"}}\n"));
+    survivor.ok(
+        &["patch", "node", "n1", "--subresource=status", "--type=merge", "-p",
+          r#"{"status":{"allocatable":{"cpu":"4","memory":"8Gi","pods":"10"},"capacity":{"cpu":"4","memory":"8Gi","pods":"10"},"conditions":[{"type":"Ready","status":"True"}]}}"#],
+        None,
+    );
+    survivor.ok(
+        &["run", "p", "--image=busybox:1.36", "--restart=Never"],
+        None,
+    );
+    support::eventually(30, "the pod bound to n1", || {
+        let out = survivor.kubectl(
+            &["get", "pod", "p", "-o", "jsonpath={.spec.nodeName}"],
+            None,
+        );
+        (String::from_utf8_lossy(&out.stdout) == "n1").then_some(())
+    });
 }

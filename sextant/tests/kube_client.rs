@@ -11,24 +11,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
-use support::Server;
+use support::{Server, client};
 
 fn cm(name: &str, value: &str) -> ConfigMap {
     serde_json::from_value(serde_json::json!({
         "metadata": {"name": name}, "data": {"k": value}
     }))
     .unwrap()
-}
-
-async fn client(s: &Server) -> kube::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kc = Kubeconfig::read_from(s.kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,6 +137,62 @@ async fn kube_rs_works_and_its_watcher_recovers_from_410() {
     }
     cms.delete("a", &DeleteParams::default()).await.unwrap();
     assert!(cms.get_opt("a").await.unwrap().is_none());
+    drop(events);
+    s.stop();
+}
+
+/// Metadata-only reads (`PartialObjectMetadata`), as the garbage collector and kube-rs
+/// `metadata_watcher` use them: get, list and watch return metadata without the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_only_get_list_and_watch() {
+    let s = Server::start(&[]);
+    let client = client(&s).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(&PostParams::default(), &cm("m1", "secret-ish"))
+        .await
+        .unwrap();
+    let one = cms.get_metadata("m1").await.unwrap();
+    assert_eq!(one.metadata.name.as_deref(), Some("m1"));
+    assert_eq!(one.types.as_ref().unwrap().kind, "PartialObjectMetadata");
+    let list = cms.list_metadata(&ListParams::default()).await.unwrap();
+    assert!(
+        list.items
+            .iter()
+            .any(|m| m.metadata.name.as_deref() == Some("m1"))
+    );
+    let raw = client
+        .request_text(
+            http::Request::get("/api/v1/namespaces/default/configmaps")
+                .header(
+                    "Accept",
+                    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+                )
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(!raw.contains("secret-ish"), "metadata only: {raw}");
+
+    let meta: Api<kube::api::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(client.clone(), "default");
+    let mut events = watcher(meta, watcher::Config::default()).boxed();
+    cms.create(&PostParams::default(), &cm("m2", "x"))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .expect("the metadata watcher sees m2")
+            .unwrap()
+            .unwrap();
+        if let watcher::Event::Apply(m) | watcher::Event::InitApply(m) = ev
+            && m.metadata.name.as_deref() == Some("m2")
+        {
+            break;
+        }
+    }
     drop(events);
     s.stop();
 }

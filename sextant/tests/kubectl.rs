@@ -478,8 +478,9 @@ fn server_side_apply_owns_fields_and_reports_conflicts() {
         "web",
         "--show-managed-fields",
         "-o",
-        "jsonpath={.metadata.managedFields[*].manager}",
+        "jsonpath={.metadata.managedFields[?(@.operation==\"Apply\")].manager}",
     ]);
+    // (The deployment controller's status and revision writes add its own Update entries.)
     assert_eq!(managers, "kubectl");
     // Another manager changing a field kubectl owns is a conflict that names both.
     let out = support::kubectl_with(
@@ -603,5 +604,44 @@ spec:
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("pods \"three\" is forbidden: exceeded quota: small, requested: requests.cpu=250m, used: requests.cpu=500m, limited: requests.cpu=600m"), "{err}");
+
+    // The quota controller reports usage, as `kubectl describe quota` shows it; a quota on
+    // object counts is counted too.
+    let used = |q: &str| {
+        s.ok(&[
+            "-n",
+            "team",
+            "get",
+            "quota",
+            q,
+            "-o",
+            "jsonpath={.status.used}",
+        ])
+    };
+    support::eventually(30, "the quota's status.used", || {
+        let u: serde_json::Value = serde_json::from_str(&used("small")).ok()?;
+        (u == serde_json::json!({"pods": "2", "requests.cpu": "500m"})).then_some(())
+    });
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: counts, namespace: team}\nspec:\n  hard: {count/configmaps: \"10\"}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c1, namespace: team}\n",
+    );
+    support::eventually(30, "the count quota's status.used", || {
+        let u: serde_json::Value = serde_json::from_str(&used("counts")).ok()?;
+        (u["count/configmaps"] == "1").then_some(())
+    });
+    s.ok(&[
+        "-n",
+        "team",
+        "delete",
+        "pod",
+        "one",
+        "--grace-period=0",
+        "--force",
+    ]);
+    support::eventually(30, "usage to drop when a pod goes", || {
+        let u: serde_json::Value = serde_json::from_str(&used("small")).ok()?;
+        (u["pods"] == "1").then_some(())
+    });
     s.stop();
 }

@@ -50,8 +50,16 @@ async fn wait_for<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     }
 }
 
-/// Sends SIGTERM and returns the exit status and what the process logged.
+/// Sends SIGTERM and returns the exit status and what the process logged. The log is
+/// read while the server stops: a server that cannot reach its peers logs a lot, and a
+/// full pipe would block it.
 fn terminate(mut child: Child) -> (std::process::ExitStatus, String) {
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut log = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut log);
+        String::from_utf8_lossy(&log).into_owned()
+    });
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -59,9 +67,7 @@ fn terminate(mut child: Child) -> (std::process::ExitStatus, String) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            let mut log = String::new();
-            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
-            return (status, log);
+            return (status, reader.join().unwrap());
         }
         assert!(
             Instant::now() < deadline,

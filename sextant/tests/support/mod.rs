@@ -5,6 +5,8 @@
     reason = "each test binary uses a different part of the support module"
 )]
 
+pub mod agent;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -187,4 +189,15 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A kube-rs client for the server, from the kubeconfig it wrote.
+pub async fn client(s: &Server) -> kube::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kc = kube::config::Kubeconfig::read_from(s.kubeconfig()).unwrap();
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .unwrap();
+    kube::Client::try_from(config).unwrap()
 }

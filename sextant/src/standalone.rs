@@ -1,0 +1,100 @@
+//! `sextant scheduler` and `sextant controller-manager`: the control loops that `sextant
+//! server` runs in-process, run alone against any API server (as kube-scheduler and
+//! kube-controller-manager run beside kube-apiserver).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use sextant_leader::Timing;
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Kubeconfig of the cluster to act on (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Seconds the leader Lease lasts: how long a dead leader blocks its successor.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub leader_lease_seconds: u64,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerManagerArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Seconds a node may go without a heartbeat before it is marked NotReady (Unknown).
+    #[arg(long, default_value_t = 40, value_name = "SECONDS")]
+    pub node_monitor_grace_period: u64,
+    /// Seconds pods stay on an unreachable or not-ready node before they are evicted.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub pod_eviction_timeout: u64,
+}
+
+pub async fn scheduler(args: ClientArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let client = client(&args).await?;
+    let mut config = sextant_scheduler::Config::new(crate::server::leader_identity("scheduler"));
+    config.leader = Timing::with_lease_duration(Duration::from_secs(args.leader_lease_seconds));
+    run_until(shutdown, |stop| {
+        sextant_scheduler::run(client, config, stop)
+    })
+    .await;
+    Ok(())
+}
+
+pub async fn controller_manager(
+    args: ControllerManagerArgs,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let client = client(&args.client).await?;
+    let mut config =
+        sextant_controllers::Config::new(crate::server::leader_identity("controller-manager"));
+    config.leader =
+        Timing::with_lease_duration(Duration::from_secs(args.client.leader_lease_seconds));
+    config.node_grace_period = Duration::from_secs(args.node_monitor_grace_period.max(1));
+    config.pod_eviction_timeout = Duration::from_secs(args.pod_eviction_timeout);
+    run_until(shutdown, |stop| {
+        sextant_controllers::run(client, config, stop)
+    })
+    .await;
+    Ok(())
+}
+
+/// Runs a control loop until the shutdown future resolves, then lets it stop cleanly
+/// (it releases its Lease on the way out).
+async fn run_until<F, Fut>(shutdown: impl Future<Output = ()>, start: F)
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let stop = CancellationToken::new();
+    let running = start(stop.clone());
+    tokio::pin!(running);
+    tokio::select! {
+        () = &mut running => return,
+        () = shutdown => {}
+    }
+    stop.cancel();
+    if tokio::time::timeout(Duration::from_secs(15), running)
+        .await
+        .is_err()
+    {
+        tracing::warn!("did not stop within 15 s; exiting anyway");
+    }
+}
+
+async fn client(args: &ClientArgs) -> anyhow::Result<kube::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no cluster to act on: pass --kubeconfig (e.g. DATA_DIR/kubeconfig.yaml)")?,
+    };
+    kube::Client::try_from(config).context("cannot build an API client from the kubeconfig")
+}
