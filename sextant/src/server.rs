@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use sextant_apiserver::{Authenticator, Identity, tokens};
-use sextant_leader::Timing;
 use sextant_store::{Store, StoreConfig};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::files::{read_if_exists, write_private};
 use crate::join::{self, JoinToken};
 use crate::pki::{self, Pki};
+use crate::standalone::{LeaderArgs, NodeLifecycleArgs, controllers_config, scheduler_config};
 use crate::{https, inprocess, kubeconfig};
 
 /// How long the scheduler and controllers may take to stop and hand over their Leases.
@@ -50,18 +50,10 @@ pub struct ServerArgs {
     /// resourceVersion up to this old (Kubernetes compacts every 300).
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub compaction_interval: u64,
-    /// Seconds a node may go without renewing its heartbeat Lease before it is marked
-    /// NotReady (Unknown) and tainted unreachable.
-    #[arg(long, default_value_t = 40, value_name = "SECONDS")]
-    pub node_monitor_grace_period: u64,
-    /// Seconds pods stay on an unreachable or not-ready node before they are evicted (unless
-    /// they tolerate the taint longer).
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-    pub pod_eviction_timeout: u64,
-    /// Seconds the scheduler's and controller manager's leader Leases last: how long a dead
-    /// leader blocks its successor.
-    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
-    pub leader_lease_seconds: u64,
+    #[command(flatten)]
+    pub nodes: NodeLifecycleArgs,
+    #[command(flatten)]
+    pub leader: LeaderArgs,
 }
 
 pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -182,13 +174,8 @@ impl ControlLoops {
 
     fn start(args: &ServerArgs, url: &str, api: axum::Router, token: &str) -> Self {
         let identity = leader_identity(url);
-        let timing = Timing::with_lease_duration(Duration::from_secs(args.leader_lease_seconds));
-        let mut scheduler = sextant_scheduler::Config::new(&identity);
-        scheduler.leader = timing.clone();
-        let mut controllers = sextant_controllers::Config::new(&identity);
-        controllers.leader = timing;
-        controllers.node_grace_period = Duration::from_secs(args.node_monitor_grace_period.max(1));
-        controllers.pod_eviction_timeout = Duration::from_secs(args.pod_eviction_timeout);
+        let scheduler = scheduler_config(&identity, &args.leader);
+        let controllers = controllers_config(&identity, &args.leader, &args.nodes);
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let client = inprocess::client(api.clone(), token, "kube-scheduler");

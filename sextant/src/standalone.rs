@@ -15,27 +15,64 @@ pub struct ClientArgs {
     /// Kubeconfig of the cluster to act on (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// Seconds the leader Lease lasts: how long a dead leader blocks its successor.
+    #[command(flatten)]
+    pub leader: LeaderArgs,
+}
+
+/// The flags of leader election, shared by `sextant server` and both loops run alone.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LeaderArgs {
+    /// Seconds the scheduler's and controller manager's leader Leases last: how long a dead
+    /// leader blocks its successor.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub leader_lease_seconds: u64,
+}
+
+/// The node lifecycle flags, shared by `sextant server` and `sextant controller-manager`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeLifecycleArgs {
+    /// Seconds a node may go without renewing its heartbeat Lease before it is marked
+    /// NotReady (Unknown) and tainted unreachable.
+    #[arg(long, default_value_t = 40, value_name = "SECONDS")]
+    pub node_monitor_grace_period: u64,
+    /// Seconds pods stay on an unreachable or not-ready node before they are evicted (unless
+    /// they tolerate the taint longer).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub pod_eviction_timeout: u64,
 }
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ControllerManagerArgs {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// Seconds a node may go without a heartbeat before it is marked NotReady (Unknown).
-    #[arg(long, default_value_t = 40, value_name = "SECONDS")]
-    pub node_monitor_grace_period: u64,
-    /// Seconds pods stay on an unreachable or not-ready node before they are evicted.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-    pub pod_eviction_timeout: u64,
+    #[command(flatten)]
+    pub nodes: NodeLifecycleArgs,
+}
+
+/// The scheduler's configuration from its flags.
+pub(crate) fn scheduler_config(identity: &str, leader: &LeaderArgs) -> sextant_scheduler::Config {
+    let mut config = sextant_scheduler::Config::new(identity);
+    config.leader = Timing::with_lease_duration(Duration::from_secs(leader.leader_lease_seconds));
+    config
+}
+
+/// The controller manager's configuration from its flags.
+pub(crate) fn controllers_config(
+    identity: &str,
+    leader: &LeaderArgs,
+    nodes: &NodeLifecycleArgs,
+) -> sextant_controllers::Config {
+    let mut config = sextant_controllers::Config::new(identity);
+    config.leader = Timing::with_lease_duration(Duration::from_secs(leader.leader_lease_seconds));
+    config.node_grace_period = Duration::from_secs(nodes.node_monitor_grace_period.max(1));
+    config.pod_eviction_timeout = Duration::from_secs(nodes.pod_eviction_timeout);
+    config
 }
 
 pub async fn scheduler(args: ClientArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let client = client(&args).await?;
-    let mut config = sextant_scheduler::Config::new(crate::server::leader_identity("scheduler"));
-    config.leader = Timing::with_lease_duration(Duration::from_secs(args.leader_lease_seconds));
+    let identity = crate::server::leader_identity("scheduler");
+    let config = scheduler_config(&identity, &args.leader);
     run_until(shutdown, |stop| {
         sextant_scheduler::run(client, config, stop)
     })
@@ -48,12 +85,8 @@ pub async fn controller_manager(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let client = client(&args.client).await?;
-    let mut config =
-        sextant_controllers::Config::new(crate::server::leader_identity("controller-manager"));
-    config.leader =
-        Timing::with_lease_duration(Duration::from_secs(args.client.leader_lease_seconds));
-    config.node_grace_period = Duration::from_secs(args.node_monitor_grace_period.max(1));
-    config.pod_eviction_timeout = Duration::from_secs(args.pod_eviction_timeout);
+    let identity = crate::server::leader_identity("controller-manager");
+    let config = controllers_config(&identity, &args.client.leader, &args.nodes);
     run_until(shutdown, |stop| {
         sextant_controllers::run(client, config, stop)
     })
