@@ -440,24 +440,13 @@ fn api_for(client: &kube::Client, ar: &ApiResource, namespace: Option<&str>) -> 
 }
 
 /// Replaces the object's ownerReferences, if it is still at the version `latest` was read
-/// at (a merge patch carrying `resourceVersion` is a precondition): a concurrent change
-/// makes this a 409 and the whole step is retried from a fresh read. A merge patch, not a
-/// strategic one, because custom resources accept only the former.
+/// at (see [`replace_meta_list`]).
 async fn write_owner_refs(
     api: &Api<DynamicObject>,
     latest: &DynamicObject,
     refs: &[OwnerReference],
 ) -> Result<(), Error> {
-    let refs = if refs.is_empty() {
-        Value::Null
-    } else {
-        json!(refs)
-    };
-    let patch = json!({"metadata": {
-        "resourceVersion": latest.metadata.resource_version,
-        "ownerReferences": refs,
-    }});
-    patch_meta(api, latest, patch).await
+    replace_meta_list(api, latest, "ownerReferences", refs).await
 }
 
 /// Removes `finalizer` from `latest`, under the same precondition as [`write_owner_refs`].
@@ -472,14 +461,28 @@ async fn remove_finalizer(
         return Ok(());
     }
     let rest: Vec<&String> = all.iter().filter(|f| *f != finalizer).collect();
-    let rest = if rest.is_empty() {
+    replace_meta_list(api, latest, "finalizers", &rest).await
+}
+
+/// Replaces one list in the object's metadata (an empty list removes the field), if the
+/// object is still at the version `latest` was read at: a merge patch carrying
+/// `resourceVersion` is a precondition, so a concurrent change makes this a 409 and the whole
+/// step is retried from a fresh read. A merge patch, not a strategic one, because custom
+/// resources accept only the former.
+async fn replace_meta_list<T: serde::Serialize>(
+    api: &Api<DynamicObject>,
+    latest: &DynamicObject,
+    field: &str,
+    items: &[T],
+) -> Result<(), Error> {
+    let items = if items.is_empty() {
         Value::Null
     } else {
-        json!(rest)
+        json!(items)
     };
     let patch = json!({"metadata": {
         "resourceVersion": latest.metadata.resource_version,
-        "finalizers": rest,
+        field: items,
     }});
     patch_meta(api, latest, patch).await
 }
