@@ -13,7 +13,8 @@ for t in "${need_targets[@]}"; do
 done
 
 # Debian packages: added here as the issues that need them land (containerd, runc, ...).
-need_debs=()
+# docker-registry: a registry on loopback, where tests push wasm:// artifacts.
+need_debs=(docker-registry)
 missing=()
 for p in "${need_debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/env.sh
-cargo build --release -p sextant
+cargo build --release -p sextant -p wasm-kubelet
 cargo build --release -p hello --target wasm32-wasip2
 examples_dir="$CARGO_TARGET_DIR/wasm32-wasip2/release"
 
@@ -24,8 +24,9 @@ cat <<MSG
 
 Sextant is running. Try:
   export KUBECONFIG=$KUBECONFIG
-  kubectl get ns
-  kubectl get jobs
+  kubectl get nodes
+  kubectl get jobs,pods
+  kubectl logs job/hello
 Stop it with Ctrl-C.
 MSG
 wait $server

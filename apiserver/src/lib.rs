@@ -35,6 +35,7 @@ mod discovery;
 pub mod error;
 mod health;
 mod list;
+mod nodeproxy;
 mod objects;
 mod openapi;
 mod registry;
@@ -49,6 +50,7 @@ mod watch;
 pub use auth::{Authenticator, Identity};
 pub use bootstrap::ensure_defaults;
 pub use error::ApiError;
+pub use nodeproxy::{KubeletBody, KubeletClient, KubeletResponse};
 pub use routes::router;
 pub use state::ApiState;
 
@@ -69,5 +71,12 @@ pub fn state(store: Store, auth: Authenticator, shutdown: CancellationToken) -> 
         auth,
         shutdown,
         openapi: openapi::Cache::default(),
+        kubelet: nodeproxy::KubeletSlot::default(),
     }
+}
+
+/// Gives the API server its client for node agents, through which `pods/log` reaches the
+/// pod's node (until then, logs answer 503). Every clone of `state` sees it.
+pub fn set_kubelet_client(state: &ApiState, client: std::sync::Arc<dyn KubeletClient>) {
+    nodeproxy::set(&state.kubelet, client);
 }

@@ -289,6 +289,9 @@ pub(crate) async fn write_update_as(
     applied: bool,
 ) -> ApiResult<ObjectResponse> {
     let r = &t.resource;
+    // A uid in the new object is a precondition (as in Kubernetes): a writer that names the
+    // object it read must not overwrite a different object created since under its name.
+    check_uid(t, meta_str(&new, "uid"), &old)?;
     let status_only = t.subresource.as_deref() == Some("status");
     if status_only {
         // Only status changes through /status.
@@ -542,19 +545,11 @@ pub async fn delete(
     };
     let r = &t.resource;
     let (mut obj, rev) = current(state, t).await?;
-    if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str)
-        && Some(uid) != meta_str(&obj, "uid")
-    {
-        return Err(ApiError::Conflict {
-            group: r.group.clone(),
-            kind_plural: r.plural.clone(),
-            name: t.name.clone().unwrap_or_default(),
-            detail: format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                meta_str(&obj, "uid").unwrap_or("")
-            ),
-        });
-    }
+    check_uid(
+        t,
+        opts.pointer("/preconditions/uid").and_then(Value::as_str),
+        &obj,
+    )?;
     if let Some(want) = opts
         .pointer("/preconditions/resourceVersion")
         .and_then(Value::as_str)
@@ -687,4 +682,21 @@ pub async fn delete(
         object: objects::from_store_as(r, &deleted)?,
         warnings: vec![],
     })
+}
+
+/// A uid precondition: the object must still be the one the client named (Kubernetes answers
+/// 409 when it was deleted and created again under the same name).
+fn check_uid(t: &Target, want: Option<&str>, obj: &Value) -> ApiResult<()> {
+    match want {
+        Some(uid) if Some(uid) != meta_str(obj, "uid") => Err(ApiError::Conflict {
+            group: t.resource.group.clone(),
+            kind_plural: t.resource.plural.clone(),
+            name: t.name.clone().unwrap_or_default(),
+            detail: format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta_str(obj, "uid").unwrap_or("")
+            ),
+        }),
+        _ => Ok(()),
+    }
 }

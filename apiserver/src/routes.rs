@@ -135,11 +135,13 @@ async fn dispatch(
     }
     let body_bytes = |body: Body| body::read(body);
     match method {
-        Method::GET if t.subresource.as_deref() == Some("log") => Err(ApiError::Unavailable(
-            "pod logs are served by the pod's node agent, and no node agent runs in this cluster yet".into(),
-        )),
+        Method::GET if t.subresource.as_deref() == Some("log") => {
+            crate::nodeproxy::pod_log(&state, &t, req.uri().query()).await
+        }
         Method::GET if params.is_watch() => watch::watch(&state, &t, &params, accept).await,
-        Method::GET if t.name.is_none() => Ok(axum::Json(list::list(&state, &t, &params, accept).await?).into_response()),
+        Method::GET if t.name.is_none() => {
+            Ok(axum::Json(list::list(&state, &t, &params, accept).await?).into_response())
+        }
         Method::GET => {
             let obj = rest::get(&state, &t).await?;
             Ok(axum::Json(list::render_one(&state, &t, obj, accept, &params)?).into_response())
@@ -147,23 +149,31 @@ async fn dispatch(
         Method::POST => {
             let bt = BodyType::from_content_type(content_type.as_deref())?;
             let bytes = body_bytes(req.into_body()).await?;
-            Ok(rest::create(&state, &t, &params, bt, &bytes).await?.into_response())
+            Ok(rest::create(&state, &t, &params, bt, &bytes)
+                .await?
+                .into_response())
         }
         Method::PUT => {
             need_name(&t)?;
             let bt = BodyType::from_content_type(content_type.as_deref())?;
             let bytes = body_bytes(req.into_body()).await?;
-            Ok(rest::update(&state, &t, &params, bt, &bytes).await?.into_response())
+            Ok(rest::update(&state, &t, &params, bt, &bytes)
+                .await?
+                .into_response())
         }
         Method::PATCH => {
             need_name(&t)?;
             let bt = BodyType::from_content_type(content_type.as_deref())?;
             let bytes = body_bytes(req.into_body()).await?;
-            Ok(rest::patch(&state, &t, &params, bt, &bytes).await?.into_response())
+            Ok(rest::patch(&state, &t, &params, bt, &bytes)
+                .await?
+                .into_response())
         }
         Method::DELETE if t.name.is_some() => {
             let bytes = body_bytes(req.into_body()).await?;
-            Ok(rest::delete(&state, &t, &params, &bytes).await?.into_response())
+            Ok(rest::delete(&state, &t, &params, &bytes)
+                .await?
+                .into_response())
         }
         Method::DELETE => {
             let bytes = body_bytes(req.into_body()).await?;

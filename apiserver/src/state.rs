@@ -14,4 +14,6 @@ pub struct ApiState {
     /// Cancelled when the server stops: long-running responses (watches) end with it.
     pub shutdown: CancellationToken,
     pub openapi: crate::openapi::Cache,
+    /// How `pods/log` reaches node agents; set by the binary (`set_kubelet_client`).
+    pub kubelet: crate::nodeproxy::KubeletSlot,
 }

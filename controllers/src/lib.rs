@@ -18,6 +18,7 @@
 //! - `gc/`: the garbage collector (ownerReferences; Background, Foreground, Orphan);
 //! - `namespace.rs`: deleting a namespace's contents, then the namespace;
 //! - `job/`, `cronjob/`: batch work;
+//! - `node_ipam.rs`: a pod address range (`spec.podCIDR`) for every Node;
 //! - `serviceaccount.rs`: a `default` ServiceAccount in every namespace;
 //! - `resourcequota.rs`: what each namespace uses against its quotas (`status.used`);
 //! - `owners.rs`, `pods.rs`: ownerReferences (claiming, adopting) and pod state, as the
@@ -35,6 +36,7 @@ mod error;
 mod gc;
 mod job;
 mod namespace;
+mod node_ipam;
 mod node_lifecycle;
 mod owners;
 mod pods;
@@ -42,7 +44,7 @@ mod replicaset;
 mod resourcequota;
 mod serviceaccount;
 
-pub use config::Config;
+pub use config::{Config, DEFAULT_CLUSTER_CIDR, Ipam};
 pub use error::Error;
 
 use sextant_leader::Elector;
@@ -79,6 +81,7 @@ async fn run_controllers(ctx: Context, term: CancellationToken) {
     tasks.spawn(endpoints::run(ctx.clone(), term.clone()));
     tasks.spawn(endpointslice::run(ctx.clone(), term.clone()));
     tasks.spawn(node_lifecycle::run(ctx.clone(), term.clone()));
+    tasks.spawn(node_ipam::run(ctx.clone(), term.clone()));
     tasks.spawn(gc::run(ctx.clone(), term.clone()));
     tasks.spawn(namespace::run(ctx.clone(), term.clone()));
     tasks.spawn(job::run(ctx.clone(), term.clone()));

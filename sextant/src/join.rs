@@ -134,6 +134,10 @@ async fn serve_bootstrap(State(s): State<Shared>, headers: http::HeaderMap) -> R
 #[serde(rename_all = "camelCase")]
 struct NodeCredentialsRequest {
     node_name: String,
+    /// The addresses the node agent's HTTPS endpoint serves on; its serving certificate
+    /// covers them (and the node name).
+    #[serde(default)]
+    addresses: Vec<std::net::IpAddr>,
 }
 
 async fn node_credentials(
@@ -153,7 +157,7 @@ async fn node_credentials(
         Err(e) => {
             return (
                 http::StatusCode::BAD_REQUEST,
-                format!("expected {{\"nodeName\": \"…\"}}: {e}"),
+                format!("expected {{\"nodeName\": \"…\", \"addresses\": [\"IP\", …]}}: {e}"),
             )
                 .into_response();
         }
@@ -165,11 +169,26 @@ async fn node_credentials(
         )
             .into_response();
     }
+    let (serving_cert, serving_key) =
+        match pki::issue_kubelet_serving(&s.bootstrap.ca_key, &req.node_name, &req.addresses) {
+            Ok(pair) => pair,
+            Err(e) => {
+                return (
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot issue the node's serving certificate: {e:#}"),
+                )
+                    .into_response();
+            }
+        };
     let who = sextant_apiserver::tokens::node_identity(&req.node_name);
     match sextant_apiserver::tokens::issue(&s.store, &who, None).await {
-        Ok((token, _)) => axum::Json(
-            serde_json::json!({"token": token, "user": who.user, "caCert": s.bootstrap.ca_cert}),
-        )
+        Ok((token, _)) => axum::Json(serde_json::json!({
+            "token": token,
+            "user": who.user,
+            "caCert": s.bootstrap.ca_cert,
+            "servingCert": serving_cert,
+            "servingKey": serving_key,
+        }))
         .into_response(),
         Err(e) => (
             http::StatusCode::SERVICE_UNAVAILABLE,
@@ -182,63 +201,10 @@ async fn node_credentials(
 /// A client that accepts any server certificate: used once, to fetch the CA that the join
 /// token's hash then verifies.
 fn insecure_client() -> anyhow::Result<reqwest::Client> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-        .with_no_client_auth();
+    let tls = wasm_kubelet::tls::trust_any()?;
     Ok(reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .build()?)
-}
-
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

@@ -162,3 +162,208 @@ pub fn ca_hash(ca_pem: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, ca_pem.as_bytes());
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The API server's identity towards node agents: their endpoints admit any client
+/// certificate the cluster CA signed for client use; this name says who is asking.
+pub const KUBELET_CLIENT_CN: &str = "system:sextant:apiserver-kubelet-client";
+
+impl Pki {
+    /// An HTTPS client for node agents' endpoints (`pods/log`): trusts the cluster CA and
+    /// presents a client certificate for [`KUBELET_CLIENT_CN`], issued afresh at each start
+    /// (it is never written to disk, so there is nothing to rotate). No overall timeout:
+    /// `kubectl logs -f` streams for as long as the user watches.
+    pub fn kubelet_client(&self) -> anyhow::Result<reqwest::Client> {
+        let (cert_pem, key_pem) = issue_client_cert(&self.ca_key_pem, KUBELET_CLIENT_CN)?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(self.ca_cert_pem.as_bytes()) {
+            roots.add(cert.context("the CA certificate does not parse")?)?;
+        }
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>()?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)?;
+        Ok(reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .build()?)
+    }
+
+    /// [`Pki::kubelet_client`] in the form the API server takes it:
+    /// `sextant_apiserver::set_kubelet_client(&api, pki.kubelet_connector()?)`.
+    pub fn kubelet_connector(&self) -> anyhow::Result<Arc<dyn sextant_apiserver::KubeletClient>> {
+        Ok(Arc::new(KubeletHttps(self.kubelet_client()?)))
+    }
+
+    /// A serving certificate for node `node`'s agent endpoint, covering its name and `ips`.
+    pub fn issue_kubelet_serving(
+        &self,
+        node: &str,
+        ips: &[std::net::IpAddr],
+    ) -> anyhow::Result<(String, String)> {
+        issue_kubelet_serving(&self.ca_key_pem, node, ips)
+    }
+}
+
+/// A serving certificate (serverAuth only, so it cannot pose as a client) for node `node`'s
+/// agent endpoint, signed with the CA key: the API server checks it against the Node's
+/// address, so it covers `ips`, and the node name for clients that dial by name.
+pub fn issue_kubelet_serving(
+    ca_key_pem: &str,
+    node: &str,
+    ips: &[std::net::IpAddr],
+) -> anyhow::Result<(String, String)> {
+    let ca_key = KeyPair::from_pem(ca_key_pem).context("the CA key does not parse")?;
+    let issuer = Issuer::new(ca_params(), ca_key);
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("system:node:{node}"));
+    params.subject_alt_names = ips.iter().map(|ip| SanType::IpAddress(*ip)).collect();
+    if let Ok(name) = node.to_owned().try_into() {
+        params.subject_alt_names.push(SanType::DnsName(name));
+    }
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2035, 1, 1);
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// A client certificate (clientAuth only) for `cn`, signed with the CA key.
+fn issue_client_cert(ca_key_pem: &str, cn: &str) -> anyhow::Result<(String, String)> {
+    let ca_key = KeyPair::from_pem(ca_key_pem).context("the CA key does not parse")?;
+    let issuer = Issuer::new(ca_params(), ca_key);
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2035, 1, 1);
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// The kubelet client as the API server's [`sextant_apiserver::KubeletClient`].
+struct KubeletHttps(reqwest::Client);
+
+type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+impl sextant_apiserver::KubeletClient for KubeletHttps {
+    fn get(
+        &self,
+        url: String,
+    ) -> Boxed<'static, Result<sextant_apiserver::KubeletResponse, String>> {
+        let request = self.0.get(url);
+        Box::pin(async move {
+            let response = request.send().await.map_err(|e| causes(&e))?;
+            Ok(sextant_apiserver::KubeletResponse {
+                status: response.status().as_u16(),
+                body: Box::new(KubeletBody(response)),
+            })
+        })
+    }
+}
+
+struct KubeletBody(reqwest::Response);
+
+impl sextant_apiserver::KubeletBody for KubeletBody {
+    fn next_chunk(&mut self) -> Boxed<'_, Option<Result<axum::body::Bytes, String>>> {
+        Box::pin(async move { self.0.chunk().await.map_err(|e| causes(&e)).transpose() })
+    }
+}
+
+/// An error with its causes ("error sending request" alone does not say "connection refused").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A node agent's endpoint in miniature: TLS with the kubelet serving certificate,
+    /// admitting only clients the cluster CA signed, answering one request.
+    async fn node_endpoint(pki: &Pki) -> (u16, tokio::task::JoinHandle<bool>) {
+        let (cert, key) = pki
+            .issue_kubelet_serving("edge-1", &["127.0.0.1".parse().unwrap()])
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(pki.ca_cert_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+            .build()
+            .unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .collect::<Result<_, _>>()
+                    .unwrap(),
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                return false;
+            };
+            let presented = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|c| !c.is_empty());
+            let mut buf = [0u8; 4096];
+            let _ = tls.read(&mut buf).await;
+            tls.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+            )
+            .await
+            .unwrap();
+            tls.shutdown().await.unwrap();
+            presented
+        });
+        (port, task)
+    }
+
+    #[tokio::test]
+    async fn kubelet_client_and_serving_certificates_fit_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::load_or_create(dir.path(), None, &["127.0.0.1".into()]).unwrap();
+        let (port, node) = node_endpoint(&pki).await;
+        let client = pki.kubelet_connector().unwrap();
+        let mut reply = client
+            .get(format!("https://127.0.0.1:{port}/healthz"))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200);
+        let chunk = reply.body.next_chunk().await.unwrap().unwrap();
+        assert_eq!(&chunk[..], b"hello");
+        assert!(node.await.unwrap(), "the client presented no certificate");
+
+        // A node that is not there: the error says why, for the user's Status message.
+        let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = gone.local_addr().unwrap().port();
+        drop(gone);
+        let err = client
+            .get(format!("https://127.0.0.1:{port}/"))
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_lowercase().contains("refused"), "{err}");
+    }
+}

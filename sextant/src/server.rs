@@ -54,6 +54,16 @@ pub struct ServerArgs {
     pub nodes: NodeLifecycleArgs,
     #[command(flatten)]
     pub leader: LeaderArgs,
+    /// This server's node name, under which its node agent runs pods (default: the hostname).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Run no node agent here: this server serves the control plane only.
+    #[arg(long)]
+    pub disable_agent: bool,
+    /// Where the node agent's kubelet endpoint (logs, health) listens; port 0 takes any free
+    /// port, which the Node publishes.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub kubelet_listen: SocketAddr,
 }
 
 pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -90,8 +100,17 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
     // that lives only as long as this process.
     let control_token = tokens::random_hex(24);
     auth.add_token(control_token.clone(), control_plane_identity());
+    let agent = if args.disable_agent {
+        None
+    } else {
+        let config = agent_config(&args, &creds.pki, local)?;
+        let token = tokens::random_hex(24);
+        auth.add_token(token.clone(), tokens::node_identity(&config.node_name));
+        Some((config, token))
+    };
     let stop_serving = CancellationToken::new();
     let api = sextant_apiserver::state(store.clone(), auth, stop_serving.clone());
+    sextant_apiserver::set_kubelet_client(&api, creds.pki.kubelet_connector()?);
     let crd_loop = tokio::spawn(sextant_apiserver::run_crd_loop(api.clone()));
     let bootstrap = join::Bootstrap {
         ca_cert: creds.pki.ca_cert_pem.clone(),
@@ -130,7 +149,7 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
         res = started => res?,
         () = &mut shutdown => return stop(store, stop_serving, server, crd_loop, ControlLoops::none()).await,
     }
-    let control = ControlLoops::start(&args, &url, control_router, &control_token);
+    let control = ControlLoops::start(&args, &url, control_router, &control_token, agent);
     let kubeconfig = dir.join("kubeconfig.yaml");
     write_private(
         &kubeconfig,
@@ -172,7 +191,13 @@ impl ControlLoops {
         }
     }
 
-    fn start(args: &ServerArgs, url: &str, api: axum::Router, token: &str) -> Self {
+    fn start(
+        args: &ServerArgs,
+        url: &str,
+        api: axum::Router,
+        token: &str,
+        agent: Option<(wasm_kubelet::Config, String)>,
+    ) -> Self {
         let identity = leader_identity(url);
         let scheduler = scheduler_config(&identity, &args.leader);
         let controllers = controllers_config(&identity, &args.leader, &args.nodes);
@@ -180,8 +205,17 @@ impl ControlLoops {
         let mut tasks = JoinSet::new();
         let client = inprocess::client(api.clone(), token, "kube-scheduler");
         tasks.spawn(sextant_scheduler::run(client, scheduler, stop.clone()));
-        let client = inprocess::client(api, token, "kube-controller-manager");
+        let client = inprocess::client(api.clone(), token, "kube-controller-manager");
         tasks.spawn(sextant_controllers::run(client, controllers, stop.clone()));
+        if let Some((config, token)) = agent {
+            let client = inprocess::client(api, &token, "kubelet");
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                if let Err(e) = wasm_kubelet::run(client, config, stop).await {
+                    tracing::error!(error = %e, "the node agent could not start; this server runs no pods");
+                }
+            });
+        }
         ControlLoops { stop, tasks }
     }
 
@@ -200,6 +234,33 @@ impl ControlLoops {
             self.tasks.shutdown().await;
         }
     }
+}
+
+/// The in-process node agent: its data under `DATA_DIR/agent`, a serving certificate from
+/// the cluster CA (so the API server, holding the kubelet client certificate, can read its
+/// logs), reachable where the server is.
+fn agent_config(
+    args: &ServerArgs,
+    pki: &Pki,
+    local: SocketAddr,
+) -> anyhow::Result<wasm_kubelet::Config> {
+    let name = match &args.node_name {
+        Some(n) => n.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .context("cannot read the hostname; pass --node-name")?
+            .trim()
+            .to_lowercase(),
+    };
+    let mut config = wasm_kubelet::Config::new(&name, args.data_dir.join("agent"));
+    config.node_ip = client_addr(local).ip();
+    config.kubelet_listen = args.kubelet_listen;
+    let (cert_pem, key_pem) = pki.issue_kubelet_serving(&name, &[config.node_ip])?;
+    config.serving = Some(wasm_kubelet::ServingCert {
+        ca_pem: pki.ca_cert_pem.clone(),
+        cert_pem,
+        key_pem,
+    });
+    Ok(config)
 }
 
 /// Unique per server process: the host, the URL it serves, and a random suffix so that a

@@ -39,6 +39,13 @@ pub struct NodeLifecycleArgs {
     /// they tolerate the taint longer).
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub pod_eviction_timeout: u64,
+    /// The pods' address range, split into one range per node. The default lies inside
+    /// loopback (127.0.0.0/8), so pods are reachable on this machine with no network setup.
+    #[arg(long, default_value = sextant_controllers::DEFAULT_CLUSTER_CIDR, value_name = "CIDR")]
+    pub cluster_cidr: ipnet::Ipv4Net,
+    /// Prefix length of each node's share of --cluster-cidr (19: 8,190 pods per node).
+    #[arg(long, default_value_t = 19, value_name = "BITS")]
+    pub node_cidr_mask_size: u8,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -66,6 +73,10 @@ pub(crate) fn controllers_config(
     config.leader = Timing::with_lease_duration(Duration::from_secs(leader.leader_lease_seconds));
     config.node_grace_period = Duration::from_secs(nodes.node_monitor_grace_period.max(1));
     config.pod_eviction_timeout = Duration::from_secs(nodes.pod_eviction_timeout);
+    config.ipam = sextant_controllers::Ipam {
+        cluster_cidr: nodes.cluster_cidr,
+        node_mask: nodes.node_cidr_mask_size,
+    };
     config
 }
 

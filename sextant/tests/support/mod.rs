@@ -6,6 +6,7 @@
 )]
 
 pub mod agent;
+pub mod wasm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -23,8 +24,10 @@ pub fn free_addr() -> String {
 }
 
 /// Starts `sextant server` on `dir` and `addr`; the server's log goes to `log` (piped when a
-/// test reads it, inherited otherwise).
+/// test reads it, inherited otherwise). The server runs no node agent unless `extra` names
+/// one with `--node-name` (most tests place pods on simulated nodes, `agent.rs`).
 pub fn spawn_server(dir: &Path, addr: &str, extra: &[&str], log: Stdio, log_level: &str) -> Child {
+    let agent = extra.contains(&"--node-name");
     Command::new(env!("CARGO_BIN_EXE_sextant"))
         .args([
             "server",
@@ -33,12 +36,33 @@ pub fn spawn_server(dir: &Path, addr: &str, extra: &[&str], log: Stdio, log_leve
             "--listen",
             addr,
         ])
+        .args(if agent {
+            &[][..]
+        } else {
+            &["--disable-agent"][..]
+        })
+        .args([
+            "--cluster-cidr",
+            &cluster_cidr(addr),
+            "--node-cidr-mask-size",
+            "24",
+        ])
         .args(extra)
         .env("RUST_LOG", log_level)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap()
+}
+
+/// A pod range of its own for each test server (from its port), so that pods of servers
+/// running side by side never share an address.
+pub fn cluster_cidr(addr: &str) -> String {
+    let port: u32 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let slot = port % 2048;
+    // 127.128.0.0/9 in /20s: 16 nodes of 254 pods each per server.
+    let base = (127u32 << 24) | (128 << 16) | (slot << 12);
+    format!("{}/20", std::net::Ipv4Addr::from(base))
 }
 
 /// Waits until the server on `dir` has written its kubeconfig: it is then ready.

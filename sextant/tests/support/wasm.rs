@@ -1,0 +1,50 @@
+//! The example workloads, built for wasm32-wasip2 by `cargo build-examples` (once per test
+//! binary; cargo's own lock serialises test binaries that ask at the same time).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The target dir this test binary was built in (`…/target/debug/deps/<test>`).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).unwrap().to_path_buf()
+}
+
+/// Where the example modules are, building them first if needed.
+pub fn examples_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = target_dir();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .arg("build-examples")
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "cannot build the examples (cargo build-examples):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.join("wasm32-wasip2").join("debug")
+    })
+}
+
+/// The path of one example's module (crate name with underscores).
+pub fn module(name: &str) -> PathBuf {
+    examples_dir().join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// An example's manifest with SEXTANT_EXAMPLES pointing at the built modules.
+pub fn manifest(example: &str, file: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(example)
+        .join("manifests")
+        .join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.replace("SEXTANT_EXAMPLES", examples_dir().to_str().unwrap())
+}

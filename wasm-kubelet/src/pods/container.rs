@@ -1,0 +1,334 @@
+//! One container of a pod, from start to its last exit: each run writes its own log file,
+//! probes watch it, and the restart policy with Kubernetes' back-off decides what follows an
+//! exit.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ContainerPort, ContainerStateTerminated, Probe};
+use sextant_events::{normal, warning};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use super::probes::{ProbeKind, Prober};
+use super::status::{Board, Slot, now, running, terminated, waiting};
+use crate::logs::{self, LogWriter, Stream};
+use crate::wasm::{ExitReason, Launch, Mount, Runtime, Workload};
+
+/// When a container restarts after it exits (the pod's `restartPolicy`; init containers
+/// restart on failure unless the pod says Never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    Always,
+    OnFailure,
+    Never,
+}
+
+impl Restart {
+    pub fn of_pod(policy: Option<&str>) -> Restart {
+        match policy {
+            Some("Never") => Restart::Never,
+            Some("OnFailure") => Restart::OnFailure,
+            _ => Restart::Always,
+        }
+    }
+
+    pub fn again(self, code: i32) -> bool {
+        match self {
+            Restart::Always => true,
+            Restart::OnFailure => code != 0,
+            Restart::Never => false,
+        }
+    }
+}
+
+/// Everything needed to start one container, resolved once per pod start.
+pub struct Spec {
+    pub slot: Slot,
+    pub name: String,
+    pub workload: Workload,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub mounts: Vec<Mount>,
+    pub memory_limit: Option<u64>,
+    pub cpu_limit_millis: Option<u64>,
+    pub listen: Option<SocketAddr>,
+    pub outbound: bool,
+    pub pod_ip: IpAddr,
+    pub ports: Vec<ContainerPort>,
+    pub liveness: Option<Probe>,
+    pub readiness: Option<Probe>,
+    pub startup: Option<Probe>,
+    pub restart: Restart,
+}
+
+/// How a pod tells its containers to stop, and how long they may take.
+#[derive(Default)]
+pub struct Stop {
+    pub token: CancellationToken,
+    grace_ms: AtomicU64,
+}
+
+impl Stop {
+    /// Stops the containers, giving each `grace` to end on its own.
+    pub fn stop(&self, grace: Duration) {
+        self.grace_ms
+            .store(grace.as_millis() as u64, Ordering::SeqCst);
+        self.token.cancel();
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_millis(self.grace_ms.load(Ordering::SeqCst))
+    }
+}
+
+/// How a container's life ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It exited and its restart policy keeps it down.
+    Exited(i32),
+    /// The pod stopped it.
+    Stopped,
+}
+
+pub struct Runner<'a> {
+    pub runtime: &'a Runtime,
+    pub board: &'a Arc<Board>,
+    pub pod_dir: PathBuf,
+    pub crash_backoff: (Duration, Duration),
+}
+
+impl Runner<'_> {
+    pub async fn run(&self, spec: &Spec, stop: &Stop) -> Outcome {
+        let mut backoff = Backoff::new(self.crash_backoff);
+        let pod_label = self
+            .board
+            .read(|s| format!("{}_{}({})", s.name, s.namespace, s.uid));
+        loop {
+            let restart_count = self
+                .board
+                .read(|s| s.container_ref(spec.slot).restart_count);
+            let (code, started) = match self.run_once(spec, stop, restart_count).await {
+                Some(done) => done,
+                None => return Outcome::Stopped,
+            };
+            if stop.token.is_cancelled() {
+                return Outcome::Stopped;
+            }
+            if !spec.restart.again(code) {
+                return Outcome::Exited(code);
+            }
+            let wait = backoff.after_run(started);
+            let message = format!(
+                "back-off {}s restarting failed container={} pod={pod_label}",
+                wait.as_secs(),
+                spec.name
+            );
+            self.board.update(|s| {
+                let c = s.container(spec.slot);
+                c.last_state = c.state.take();
+                c.state = Some(waiting("CrashLoopBackOff", Some(message)));
+            });
+            self.board.event(warning(
+                "BackOff",
+                format!(
+                    "Back-off restarting failed container {} in pod {pod_label}",
+                    spec.name
+                ),
+            ));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.token.cancelled() => return Outcome::Stopped,
+            }
+            self.board
+                .update(|s| s.container(spec.slot).restart_count += 1);
+        }
+    }
+
+    /// One run of the container; its exit code and start, or None when it could not start
+    /// because the pod is stopping.
+    async fn run_once(
+        &self,
+        spec: &Spec,
+        stop: &Stop,
+        restart_count: i32,
+    ) -> Option<(i32, Instant)> {
+        let path = logs::path(&self.pod_dir, &spec.name, restart_count);
+        let log = match LogWriter::create(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                // Without a log the container still runs: its output is lost, not the pod.
+                tracing::warn!(path = %path.display(), error = %e, "cannot create the container log");
+                LogWriter::create(std::path::Path::new("/dev/null")).ok()?
+            }
+        };
+        let started = Instant::now();
+        let started_at = now();
+        let gated = spec.startup.is_some();
+        self.board.update(|s| {
+            let c = s.container(spec.slot);
+            c.state = Some(running(started_at.clone()));
+            c.started = Some(!gated);
+            c.ready = !gated && spec.readiness.is_none() && matches!(spec.slot, Slot::App(_));
+        });
+        self.board.event(normal(
+            "Started",
+            format!("Started container {}", spec.name),
+        ));
+
+        let run_token = stop.token.child_token();
+        let mut probes = JoinSet::new();
+        let probe_stop = CancellationToken::new();
+        let mut startup = self.probe(
+            &mut probes,
+            &probe_stop,
+            spec,
+            ProbeKind::Startup,
+            &spec.startup,
+        );
+        let mut liveness = self.probe(
+            &mut probes,
+            &probe_stop,
+            spec,
+            ProbeKind::Liveness,
+            &spec.liveness,
+        );
+        let mut readiness = self.probe(
+            &mut probes,
+            &probe_stop,
+            spec,
+            ProbeKind::Readiness,
+            &spec.readiness,
+        );
+        let launch = Launch {
+            args: spec.args.clone(),
+            env: spec.env.clone(),
+            mounts: spec.mounts.clone(),
+            stdout: log.clone(),
+            stderr: log.clone(),
+            memory_limit: spec.memory_limit,
+            cpu_limit_millis: spec.cpu_limit_millis,
+            listen: spec.listen,
+            outbound: spec.outbound,
+        };
+        let run = spec.workload.run(self.runtime, launch, run_token.clone());
+        tokio::pin!(run);
+        let mut is_started = !gated;
+        let mut killed: Option<String> = None;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let exit = loop {
+            tokio::select! {
+                exit = &mut run => break Some(exit),
+                () = sleep_until(deadline), if deadline.is_some() => break None,
+                () = stop.token.cancelled(), if deadline.is_none() => {
+                    deadline = Some(tokio::time::Instant::now() + stop.grace());
+                    self.board.event(normal("Killing", format!("Stopping container {}", spec.name)));
+                }
+                Ok(()) = startup.changed() => match *startup.borrow_and_update() {
+                    Some(true) if !is_started => {
+                        is_started = true;
+                        let ready = spec.readiness.is_none();
+                        self.board.update(|s| {
+                            let c = s.container(spec.slot);
+                            c.started = Some(true);
+                            c.ready = ready;
+                        });
+                    }
+                    Some(false) if killed.is_none() => {
+                        killed = Some(self.unhealthy(spec, "Startup", &run_token));
+                    }
+                    _ => {}
+                },
+                Ok(()) = liveness.changed() => {
+                    if *liveness.borrow_and_update() == Some(false) && is_started && killed.is_none() {
+                        killed = Some(self.unhealthy(spec, "Liveness", &run_token));
+                    }
+                }
+                Ok(()) = readiness.changed() => {
+                    let ready = *readiness.borrow_and_update() == Some(true) && is_started;
+                    self.board.update(|s| s.container(spec.slot).ready = ready);
+                }
+            }
+        };
+        probe_stop.cancel();
+        while probes.join_next().await.is_some() {}
+        log.flush();
+        let (code, reason, message) = match exit {
+            None => {
+                log.write(Stream::Stderr, b"killed: the grace period ran out\n");
+                (137, "Error".to_owned(), None)
+            }
+            Some(exit) => match exit.reason {
+                ExitReason::Completed => (exit.code, "Completed".to_owned(), exit.message),
+                ExitReason::Error => (exit.code, "Error".to_owned(), exit.message),
+                ExitReason::OOMKilled => (137, "OOMKilled".to_owned(), exit.message),
+                ExitReason::Killed => (exit.code, "Error".to_owned(), killed.or(exit.message)),
+            },
+        };
+        log.flush();
+        self.board.update(|s| {
+            let c = s.container(spec.slot);
+            c.ready = false;
+            c.started = Some(false);
+            c.state = Some(terminated(ContainerStateTerminated {
+                exit_code: code,
+                reason: Some(reason),
+                message,
+                started_at: Some(started_at),
+                finished_at: Some(now()),
+                container_id: c.container_id.clone(),
+                ..ContainerStateTerminated::default()
+            }));
+        });
+        Some((code, started))
+    }
+
+    /// A probe's task, or a channel that never gives a verdict when the container has none.
+    fn probe(
+        &self,
+        probes: &mut JoinSet<()>,
+        stop: &CancellationToken,
+        spec: &Spec,
+        kind: ProbeKind,
+        probe: &Option<Probe>,
+    ) -> watch::Receiver<Option<bool>> {
+        let (tx, rx) = watch::channel(None);
+        if let Some(p) = probe {
+            let prober = Prober::new(kind, p.clone(), spec.pod_ip, spec.ports.clone());
+            probes.spawn(prober.run(tx, stop.clone()));
+        } else {
+            // Kept alive by the JoinSet's task so that `changed()` pends instead of erroring.
+            let stop = stop.clone();
+            probes.spawn(async move {
+                stop.cancelled().await;
+                drop(tx);
+            });
+        }
+        rx
+    }
+
+    fn unhealthy(&self, spec: &Spec, probe: &str, run: &CancellationToken) -> String {
+        let message = format!(
+            "Container {} failed {} probe, will be restarted",
+            spec.name,
+            probe.to_lowercase()
+        );
+        self.board
+            .event(warning("Unhealthy", format!("{probe} probe failed")));
+        self.board.event(normal("Killing", message.clone()));
+        run.cancel();
+        message
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
