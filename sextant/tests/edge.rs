@@ -64,6 +64,33 @@ impl Drop for Kubelet {
     }
 }
 
+/// A server process that is killed if the test fails before stopping it.
+struct ServerProc(Child);
+
+impl std::ops::Deref for ServerProc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServerProc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(dir: &Path, addr: &str) -> ServerProc {
+    ServerProc(spawn_server(dir, addr, &[], Stdio::inherit(), "warn"))
+}
+
 fn stop_server(child: &mut Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -133,13 +160,13 @@ fn log_lines(data_dir: &Path, pod: &str, container: &str) -> usize {
 fn a_second_wasm_kubelet_joins_as_another_node_and_serves_logs() {
     let server_dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let mut server = spawn_server(
+    let mut server = ServerProc(spawn_server(
         server_dir.path(),
         &addr,
         &["--node-name", "node-a"],
         Stdio::inherit(),
         "warn",
-    );
+    ));
     wait_until_ready(server_dir.path());
     let kc = server_dir.path().join("kubeconfig.yaml");
     let node_dir = tempfile::tempdir().unwrap();
@@ -164,8 +191,7 @@ fn a_second_wasm_kubelet_joins_as_another_node_and_serves_logs() {
 fn an_edge_node_keeps_running_without_the_control_plane_and_reconciles_on_return() {
     let server_dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let extra: [&str; 0] = [];
-    let mut server = spawn_server(server_dir.path(), &addr, &extra, Stdio::inherit(), "warn");
+    let mut server = start_server(server_dir.path(), &addr);
     wait_until_ready(server_dir.path());
     let kc = server_dir.path().join("kubeconfig.yaml");
     let node_dir = tempfile::tempdir().unwrap();
@@ -185,7 +211,7 @@ fn an_edge_node_keeps_running_without_the_control_plane_and_reconciles_on_return
     );
 
     // The control plane returns: the node reconciles without restarting the pod.
-    let mut server = spawn_server(server_dir.path(), &addr, &extra, Stdio::inherit(), "warn");
+    let mut server = start_server(server_dir.path(), &addr);
     eventually(60, "the API back", || {
         kubectl_with(&kc, &["get", "--raw", "/readyz"], None)
             .status
@@ -214,7 +240,7 @@ fn an_edge_node_keeps_running_without_the_control_plane_and_reconciles_on_return
 fn a_restarted_agent_adopts_its_pods_and_keeps_their_logs() {
     let server_dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let mut server = spawn_server(server_dir.path(), &addr, &[], Stdio::inherit(), "warn");
+    let mut server = start_server(server_dir.path(), &addr);
     wait_until_ready(server_dir.path());
     let kc = server_dir.path().join("kubeconfig.yaml");
     let node_dir = tempfile::tempdir().unwrap();
@@ -257,7 +283,7 @@ fn a_restarted_agent_adopts_its_pods_and_keeps_their_logs() {
 fn static_pods_run_without_the_api_and_are_mirrored_when_it_returns() {
     let server_dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let mut server = spawn_server(server_dir.path(), &addr, &[], Stdio::inherit(), "warn");
+    let mut server = start_server(server_dir.path(), &addr);
     wait_until_ready(server_dir.path());
     let kc = server_dir.path().join("kubeconfig.yaml");
     let node_dir = tempfile::tempdir().unwrap();
@@ -290,7 +316,7 @@ fn static_pods_run_without_the_api_and_are_mirrored_when_it_returns() {
         (log_lines(node_dir.path(), "ticker-edge-3", "ticker") >= 2).then_some(())
     });
 
-    let mut server = spawn_server(server_dir.path(), &addr, &[], Stdio::inherit(), "warn");
+    let mut server = start_server(server_dir.path(), &addr);
     let mirror = eventually(60, "the mirror pod Running", || {
         let p = pod_json(&kc, "ticker-edge-3")?;
         (p["status"]["phase"] == "Running").then_some(p)
