@@ -625,14 +625,27 @@ impl PodRun {
             }),
             ..DeleteParams::default()
         };
+        let name = self.pod.name_any();
         let mut backoff = Backoff::new((Duration::from_millis(200), Duration::from_secs(10)));
         loop {
-            match api.delete(&self.pod.name_any(), &params).await {
-                Ok(_) => return,
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return,
-                Err(e) => {
+            let attempt = tokio::time::timeout(Duration::from_secs(10), api.delete(&name, &params));
+            match attempt.await {
+                Ok(Ok(_)) => return,
+                // Gone already, or the name now belongs to a newer pod. Any other conflict
+                // (a status write racing the delete) is retried: returning would leave the
+                // pod Terminating for ever.
+                Ok(Err(kube::Error::Api(s)))
+                    if s.code == 404
+                        || (s.code == 409 && s.message.contains("Precondition failed")) =>
+                {
+                    return;
+                }
+                Ok(Err(e)) => {
                     tracing::debug!(pod = %self.pod.name_any(), error = %e, "cannot delete the pod yet");
                     tokio::time::sleep(backoff.failed()).await;
+                }
+                Err(_) => {
+                    tracing::debug!(pod = %self.pod.name_any(), "deleting the pod timed out; retrying")
                 }
             }
         }
