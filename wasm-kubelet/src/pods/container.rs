@@ -184,8 +184,12 @@ impl Runner<'_> {
         let run_token = stop.token.child_token();
         let mut probes = JoinSet::new();
         let probe_stop = CancellationToken::new();
+        // Senders of the probes this container lacks, held for the run so that their
+        // receivers pend instead of erroring in the select below.
+        let mut absent = Vec::new();
         let mut startup = self.probe(
             &mut probes,
+            &mut absent,
             &probe_stop,
             spec,
             ProbeKind::Startup,
@@ -193,6 +197,7 @@ impl Runner<'_> {
         );
         let mut liveness = self.probe(
             &mut probes,
+            &mut absent,
             &probe_stop,
             spec,
             ProbeKind::Liveness,
@@ -200,6 +205,7 @@ impl Runner<'_> {
         );
         let mut readiness = self.probe(
             &mut probes,
+            &mut absent,
             &probe_stop,
             spec,
             ProbeKind::Readiness,
@@ -292,6 +298,7 @@ impl Runner<'_> {
     fn probe(
         &self,
         probes: &mut JoinSet<()>,
+        absent: &mut Vec<watch::Sender<Option<bool>>>,
         stop: &CancellationToken,
         spec: &Spec,
         kind: ProbeKind,
@@ -302,12 +309,7 @@ impl Runner<'_> {
             let prober = Prober::new(kind, p.clone(), spec.pod_ip, spec.ports.clone());
             probes.spawn(prober.run(tx, stop.clone()));
         } else {
-            // Kept alive by the JoinSet's task so that `changed()` pends instead of erroring.
-            let stop = stop.clone();
-            probes.spawn(async move {
-                stop.cancelled().await;
-                drop(tx);
-            });
+            absent.push(tx);
         }
         rx
     }
