@@ -21,6 +21,28 @@ async fn leader_of(nodes: &[&TestNode]) -> u64 {
     leader.unwrap()
 }
 
+/// Creates `key` the way the store asks a client to during a failover: a retryable error is
+/// retried, and after `Unavailable` (the write may have landed before the leader died) the
+/// key is read first, so that a create that did land is not mistaken for a conflict.
+async fn create_through_failover(store: &sextant_store::Store, key: &str, value: &[u8]) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match store.create(key, value.to_vec()).await {
+            Ok(rev) => return rev,
+            Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
+                if matches!(e, StoreError::Unavailable { .. })
+                    && let Ok(Some(kv)) = store.get(key).await
+                {
+                    assert_eq!(kv.value, value, "{key} holds what this create wrote");
+                    return kv.mod_revision;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("writes go on after the leader died: {e:?}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_survives_its_leader_and_a_restarted_follower_catches_up_by_snapshot() {
     init_tracing();
@@ -61,11 +83,7 @@ async fn a_cluster_survives_its_leader_and_a_restarted_follower_catches_up_by_sn
     dead.kill().await;
 
     let (a, b) = (&nodes[0], &nodes[1]);
-    let rev = a
-        .store
-        .create("/k/after-failover", b"ok".to_vec())
-        .await
-        .expect("writes go on after the leader died");
+    let rev = create_through_failover(&a.store, "/k/after-failover", b"ok").await;
     let got = b.store.get("/k/after-failover").await.unwrap().unwrap();
     assert_eq!(got.mod_revision, rev);
     let new_leader = leader_of(&[a, b]).await;
