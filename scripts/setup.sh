@@ -12,9 +12,13 @@ for t in "${need_targets[@]}"; do
     fi
 done
 
-# Debian packages: added here as the issues that need them land (containerd, runc, ...).
-# docker-registry: a registry on loopback, where tests push wasm:// artifacts.
-need_debs=(docker-registry)
+# Debian packages:
+# - docker-registry: a registry on loopback, where tests push wasm:// artifacts;
+# - containerd, runc: the CRI runtime for OCI containers (scripts/containerd.sh starts one);
+# - busybox-static: the one binary the offline test images are built from
+#   (scripts/oci-images.sh), since no image can be pulled from the internet here;
+# - protobuf-compiler: `protoc`, which the CRI client stubs (k8s-cri) are generated with.
+need_debs=(docker-registry containerd runc busybox-static protobuf-compiler)
 missing=()
 for p in "${need_debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

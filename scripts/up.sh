@@ -9,10 +9,19 @@ cargo build --release -p sextant -p wasm-kubelet
 cargo build --release -p hello --target wasm32-wasip2
 examples_dir="$CARGO_TARGET_DIR/wasm32-wasip2/release"
 
+# A containerd of the project's own, so that OCI and mixed pods run too; without it the
+# node runs wasm only.
+cri=()
+if socket=$(bash scripts/containerd.sh start); then
+    cri=(--cri-socket "$socket")
+else
+    echo "containerd did not start; the node runs wasm pods only" >&2
+fi
+
 data=./sextant-data
-"$CARGO_TARGET_DIR/release/sextant" server --data-dir "$data" "$@" &
+"$CARGO_TARGET_DIR/release/sextant" server --data-dir "$data" "${cri[@]}" "$@" &
 server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server' INT TERM
+trap 'kill -TERM $server 2>/dev/null; wait $server; bash scripts/containerd.sh stop' INT TERM
 for _ in $(seq 1 600); do
     [ -s "$data/kubeconfig.yaml" ] && break
     kill -0 $server 2>/dev/null || { echo "sextant server exited; see its log above" >&2; exit 1; }
@@ -27,6 +36,8 @@ Sextant is running. Try:
   kubectl get nodes
   kubectl get jobs,pods
   kubectl logs job/hello
+  sed "s|SEXTANT_EXAMPLES|$CARGO_TARGET_DIR/wasm32-wasip2/debug|" examples/mixed/manifests/pod.yaml | kubectl apply -f -
+    (after \`cargo build-examples\`: an OCI container and a wasm sidecar in one pod)
 Stop it with Ctrl-C.
 MSG
 wait $server

@@ -116,7 +116,7 @@ const BUILTINS: &[Builtin] = &[
         NS,
         &["po"],
         &["all"],
-        &["status", "log", "binding", "eviction"],
+        &["status", "log", "exec", "binding", "eviction"],
     ),
     b(
         "",

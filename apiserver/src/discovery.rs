@@ -26,6 +26,7 @@ fn subresource_verbs(sub: &str) -> Vec<&'static str> {
     match sub {
         "status" | "scale" => vec!["get", "patch", "update"],
         "log" => vec!["get"],
+        "exec" => vec!["create", "get"],
         "binding" | "eviction" | "token" => vec!["create"],
         "finalize" => vec!["update"],
         _ => vec!["get"],
@@ -43,6 +44,7 @@ fn subresource_kind(r: &ResourceInfo, sub: &str) -> (String, String, String) {
             "TokenRequest".into(),
         ),
         "log" => ("".into(), "v1".into(), "Pod".into()),
+        "exec" => ("".into(), "v1".into(), "PodExecOptions".into()),
         _ => (r.group.clone(), r.version.clone(), r.kind.clone()),
     }
 }
@@ -184,6 +186,7 @@ mod tests {
         assert!(
             names.contains(&"pods")
                 && names.contains(&"pods/log")
+                && names.contains(&"pods/exec")
                 && names.contains(&"namespaces/status")
         );
         let apps = resource_list(&reg, "apps", "v1").unwrap();

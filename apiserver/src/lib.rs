@@ -12,6 +12,7 @@
 //! - `registry.rs`: which resources are served (built-in and custom);
 //! - `rest.rs`: create, get, update, patch, delete of one object (and its status);
 //! - `subresources.rs`: scale, binding, eviction, serviceaccount tokens;
+//! - `nodeproxy.rs`, `exec.rs`: `pods/log` and `pods/exec`, proxied to the pod's node agent;
 //! - `apply.rs`: server-side apply against the store;
 //! - `list.rs`, `watch.rs`: collections, selectors, pagination, watch streams;
 //! - `objects.rs`: server-owned metadata, type checks, unknown fields;
@@ -21,6 +22,8 @@
 //! - `discovery.rs`, `openapi.rs`, `health.rs`: what clients read to find their way;
 //! - `auth.rs`, `tokens.rs`: bearer tokens and identities (admin, nodes, ServiceAccounts);
 //! - `bootstrap.rs`: the namespaces every cluster starts with;
+//! - `services/`: Service cluster IPs and node ports, allocated on the write path, and the
+//!   `kubernetes` Service;
 //! - `crd.rs`: the loop that serves the resources CustomResourceDefinitions define;
 //! - `error.rs`: the one error type, rendered as a Kubernetes `Status`.
 
@@ -33,6 +36,7 @@ mod convert;
 mod crd;
 mod discovery;
 pub mod error;
+mod exec;
 mod health;
 mod list;
 mod nodeproxy;
@@ -42,6 +46,7 @@ mod registry;
 mod request;
 mod rest;
 mod routes;
+mod services;
 mod state;
 mod subresources;
 pub mod tokens;
@@ -50,8 +55,12 @@ mod watch;
 pub use auth::{Authenticator, Identity};
 pub use bootstrap::ensure_defaults;
 pub use error::ApiError;
-pub use nodeproxy::{KubeletBody, KubeletClient, KubeletResponse};
+pub use nodeproxy::{KubeletBody, KubeletClient, KubeletResponse, KubeletUpgrade, UpgradedIo};
 pub use routes::router;
+pub use services::{
+    DEFAULT_SERVICE_CLUSTER_IP_RANGE, DEFAULT_SERVICE_NODE_PORT_RANGE, NodePortRange,
+    ServiceIpRange, ServiceRanges, ensure_services,
+};
 pub use state::ApiState;
 
 use sextant_store::Store;
@@ -63,7 +72,8 @@ pub async fn run_crd_loop(state: ApiState) {
     crd::run(state).await
 }
 
-/// Builds the shared state of an API server over `store`.
+/// Builds the shared state of an API server over `store`, allocating Service addresses from
+/// the default ranges ([`ApiState::with_service_ranges`] changes them).
 pub fn state(store: Store, auth: Authenticator, shutdown: CancellationToken) -> ApiState {
     ApiState {
         store,
@@ -72,11 +82,12 @@ pub fn state(store: Store, auth: Authenticator, shutdown: CancellationToken) -> 
         shutdown,
         openapi: openapi::Cache::default(),
         kubelet: nodeproxy::KubeletSlot::default(),
+        services: ServiceRanges::default(),
     }
 }
 
-/// Gives the API server its client for node agents, through which `pods/log` reaches the
-/// pod's node (until then, logs answer 503). Every clone of `state` sees it.
+/// Gives the API server its client for node agents, through which `pods/log` and `pods/exec`
+/// reach the pod's node (until then, they answer 503). Every clone of `state` sees it.
 pub fn set_kubelet_client(state: &ApiState, client: std::sync::Arc<dyn KubeletClient>) {
     nodeproxy::set(&state.kubelet, client);
 }

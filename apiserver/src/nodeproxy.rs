@@ -1,11 +1,12 @@
 //! `pods/log`: the API server finds the pod's node and proxies the request to that node
 //! agent's HTTPS endpoint (`/containerLogs/NS/POD/CONTAINER`), streaming the answer back, as
-//! Kubernetes' API server does with kubelets.
+//! Kubernetes' API server does with kubelets. `pods/exec` (in `exec.rs`) reaches the node
+//! the same way.
 //!
 //! The API server has no TLS client of its own: the binary hands it a [`KubeletClient`]
 //! (an HTTPS client that trusts the cluster CA and presents the API server's kubelet-client
-//! certificate) with [`set_kubelet_client`](crate::set_kubelet_client). Until then, logs
-//! answer 503.
+//! certificate) with [`set_kubelet_client`](crate::set_kubelet_client). Until then, logs and
+//! exec answer 503.
 
 use std::sync::{Arc, RwLock};
 
@@ -36,11 +37,39 @@ const FORWARDED: &[&str] = &[
 /// How much of a node agent's error answer is shown to the user.
 const MAX_ERROR_BODY: usize = 4096;
 
-/// A way to GET from node agents over HTTPS, supplied by the binary.
+/// A way to reach node agents over HTTPS, supplied by the binary.
 pub trait KubeletClient: Send + Sync + 'static {
     /// GETs `url` (`https://IP:PORT/…`); `Err` says why the node agent could not be reached.
     fn get(&self, url: String) -> BoxFuture<'static, Result<KubeletResponse, String>>;
+
+    /// Sends `method url` with `headers`, an HTTP/1.1 upgrade request (WebSocket or SPDY, for
+    /// `pods/exec`), and hands over the connection if the node agent switches protocols.
+    /// `Err` says why the node agent could not be reached.
+    fn upgrade(
+        &self,
+        url: String,
+        method: http::Method,
+        headers: http::HeaderMap,
+    ) -> BoxFuture<'static, Result<KubeletUpgrade, String>>;
 }
+
+/// A node agent's answer to an upgrade request.
+pub struct KubeletUpgrade {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    /// The connection, now speaking the protocol the node agent switched to, when `status`
+    /// is 101.
+    pub io: Option<Box<dyn UpgradedIo>>,
+    /// The start of the body of any other answer (a few KiB are enough for a message).
+    pub body: Bytes,
+}
+
+/// A connection after `101 Switching Protocols`.
+pub trait UpgradedIo:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static
+{
+}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> UpgradedIo for T {}
 
 /// A node agent's answer: its status and its body, as it arrives.
 pub struct KubeletResponse {
@@ -72,7 +101,7 @@ pub fn set(slot: &KubeletSlot, client: Arc<dyn KubeletClient>) {
 }
 
 /// A Kubernetes `Status` for failures that have no [`ApiError`] of their own.
-fn status(code: StatusCode, reason: &str, message: String) -> Response {
+pub(crate) fn status(code: StatusCode, reason: &str, message: String) -> Response {
     (
         code,
         axum::Json(json!({
@@ -88,7 +117,7 @@ fn status(code: StatusCode, reason: &str, message: String) -> Response {
         .into_response()
 }
 
-fn unavailable(message: String) -> Response {
+pub(crate) fn unavailable(message: String) -> Response {
     status(
         StatusCode::SERVICE_UNAVAILABLE,
         "ServiceUnavailable",
@@ -109,43 +138,9 @@ pub async fn pod_log(state: &ApiState, t: &Target, query: Option<&str>) -> ApiRe
         .map(|(_, v)| v.as_str())
         .filter(|v| !v.is_empty());
     let container = choose_container(&pod, &pod_name, asked)?;
-    let node_name = pod["spec"]["nodeName"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!("pod {pod_name} is not scheduled to a node yet"))
-        })?
-        .to_owned();
-
-    let nodes = state
-        .registry
-        .lookup("", "v1", "nodes")
-        .ok_or_else(|| ApiError::Internal("the nodes resource is not registered".into()))?;
-    let Some(kv) = state
-        .store
-        .get(&request::object_key(&nodes, None, &node_name))
-        .await?
-    else {
-        return Ok(unavailable(format!(
-            "node {node_name} of pod {pod_name} is not registered; is its node agent running?"
-        )));
-    };
-    let node = crate::objects::from_store(&kv)?;
-    let Some(endpoint) = kubelet_endpoint(&node) else {
-        return Ok(unavailable(format!(
-            "node {node_name} reports no address and kubelet port, so its logs cannot be reached"
-        )));
-    };
-
-    let client = state
-        .kubelet
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let Some(client) = client else {
-        return Ok(unavailable(
-            "pod logs are served by the pod's node agent, and this API server has no client for node agents".into(),
-        ));
+    let (node_name, endpoint, client) = match route(state, &pod, &pod_name, "pod logs").await? {
+        Ok(r) => r,
+        Err(response) => return Ok(response),
     };
     let forwarded: Vec<&(String, String)> = pairs
         .iter()
@@ -198,8 +193,61 @@ pub async fn pod_log(state: &ApiState, t: &Target, query: Option<&str>) -> ApiRe
     })
 }
 
-/// The container whose log is asked for: the one named, or the pod's only container.
-fn choose_container(pod: &Value, pod_name: &str, asked: Option<&str>) -> ApiResult<String> {
+/// The pod's node, its node agent's `IP:PORT`, and the client to reach it; or the answer
+/// that says why it cannot be reached (`what` names what the user asked for).
+pub(crate) async fn route(
+    state: &ApiState,
+    pod: &Value,
+    pod_name: &str,
+    what: &str,
+) -> ApiResult<Result<(String, String, Arc<dyn KubeletClient>), Response>> {
+    let node_name = pod["spec"]["nodeName"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("pod {pod_name} is not scheduled to a node yet"))
+        })?
+        .to_owned();
+
+    let nodes = state
+        .registry
+        .lookup("", "v1", "nodes")
+        .ok_or_else(|| ApiError::Internal("the nodes resource is not registered".into()))?;
+    let Some(kv) = state
+        .store
+        .get(&request::object_key(&nodes, None, &node_name))
+        .await?
+    else {
+        return Ok(Err(unavailable(format!(
+            "node {node_name} of pod {pod_name} is not registered; is its node agent running?"
+        ))));
+    };
+    let node = crate::objects::from_store(&kv)?;
+    let Some(endpoint) = kubelet_endpoint(&node) else {
+        return Ok(Err(unavailable(format!(
+            "node {node_name} reports no address and kubelet port, so its node agent cannot be reached"
+        ))));
+    };
+
+    let client = state
+        .kubelet
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let Some(client) = client else {
+        return Ok(Err(unavailable(format!(
+            "{what} are served by the pod's node agent, and this API server has no client for node agents"
+        ))));
+    };
+    Ok(Ok((node_name, endpoint, client)))
+}
+
+/// The container asked for: the one named, or the pod's only container.
+pub(crate) fn choose_container(
+    pod: &Value,
+    pod_name: &str,
+    asked: Option<&str>,
+) -> ApiResult<String> {
     let names = |field: &str| -> Vec<String> {
         pod["spec"][field]
             .as_array()

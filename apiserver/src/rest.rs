@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::objects::{self, meta_mut, meta_str, now_rfc3339};
 use crate::request::{Params, Target};
 use crate::state::ApiState;
-use crate::subresources;
+use crate::{services, subresources};
 
 /// How many times a patch or a status change is retried on a concurrent write.
 pub(crate) const CONFLICT_RETRIES: usize = 5;
@@ -153,35 +153,58 @@ pub(crate) async fn create_object(
                 other => other,
             })?;
     }
-    let (obj, warnings) = validate_and_record(state, r, params, None, &obj, applied)?;
-    let name = objects::name(&obj).unwrap_or_default().to_owned();
+    let (validated, warnings) = validate_and_record(state, r, params, None, &obj, applied)?;
+    let name = objects::name(&validated).unwrap_or_default().to_owned();
     let key = crate::request::object_key(r, t.namespace.as_deref(), &name);
-    if dry_run {
-        if state.store.get(&key).await?.is_some() {
-            return Err(ApiError::AlreadyExists {
-                group: r.group.clone(),
-                kind_plural: r.plural.clone(),
-                name,
-            });
-        }
-        return Ok(ObjectResponse {
-            code: StatusCode::CREATED,
-            object: obj,
-            warnings,
+    let allocates = services::applies(r);
+    // A Service that exists is refused before its addresses are checked: a second create
+    // of one manifest gets 409, not "already allocated" for the first one's address.
+    if (dry_run || allocates) && state.store.get(&key).await?.is_some() {
+        return Err(ApiError::AlreadyExists {
+            group: r.group.clone(),
+            kind_plural: r.plural.clone(),
+            name,
         });
     }
-    let rev = state
-        .store
-        .create(key, objects::to_store_as(r, &obj))
-        .await
-        .map_err(|e| ApiError::from_store(e, &r.group, &r.plural, &name))?;
-    let mut obj = obj;
-    meta_mut(&mut obj).insert("resourceVersion".into(), json!(rev.to_string()));
-    Ok(ObjectResponse {
-        code: StatusCode::CREATED,
-        object: obj,
-        warnings,
-    })
+    for _ in 0..=services::ALLOCATION_RETRIES {
+        let mut obj = validated.clone();
+        let plan = if allocates {
+            services::plan(state, None, &mut obj).await?
+        } else {
+            services::Plan::default()
+        };
+        if dry_run {
+            return Ok(ObjectResponse {
+                code: StatusCode::CREATED,
+                object: obj,
+                warnings,
+            });
+        }
+        let mut ops = vec![Op::Put {
+            key: key.clone(),
+            value: objects::to_store_as(r, &obj),
+            precondition: Precondition::Absent,
+        }];
+        ops.extend(plan.ops());
+        match state.store.txn(ops).await {
+            Ok((rev, _)) => {
+                meta_mut(&mut obj).insert("resourceVersion".into(), json!(rev.to_string()));
+                return Ok(ObjectResponse {
+                    code: StatusCode::CREATED,
+                    object: obj,
+                    warnings,
+                });
+            }
+            Err(e) => {
+                if let Some(err) =
+                    plan.explain(e, |e| ApiError::from_store(e, &r.group, &r.plural, &name))
+                {
+                    return Err(err);
+                }
+            }
+        }
+    }
+    Err(services::busy())
 }
 
 /// A uniform draw below `n`, for generated names.
@@ -333,6 +356,12 @@ pub(crate) async fn write_update_as(
             }
         }
     }
+    // What the server allocated and the client left out is kept before the spec is
+    // compared, so a `replace` without `clusterIP` does not count as a change.
+    let allocates = services::applies(r) && !status_only;
+    if allocates {
+        services::prepare_update(&old, &mut new);
+    }
     let old_gen = objects::meta(&old)
         .get("generation")
         .and_then(Value::as_i64);
@@ -350,49 +379,78 @@ pub(crate) async fn write_update_as(
             meta_mut(&mut new).remove("generation");
         }
     }
-    let (new, warnings) = validate_and_record(state, r, params, Some(&old), &new, applied)?;
-    if params.dry_run()? {
-        return Ok(ObjectResponse {
-            code: StatusCode::OK,
-            object: new,
-            warnings,
-        });
-    }
+    let (validated, warnings) = validate_and_record(state, r, params, Some(&old), &new, applied)?;
     let key = t.key()?;
     // The last finalizer gone from an object being deleted: the object goes.
-    let finished =
-        objects::meta(&new).contains_key("deletionTimestamp") && pending_finalizers(r, &new) == 0;
-    if finished && !(is_pod(r) && grace_pending(&new)) {
-        state
-            .store
-            .txn(vec![Op::Delete {
-                key,
-                precondition: Precondition::Revision(rev),
-            }])
-            .await
-            .map_err(|e| t.store_error(e))?;
+    let finished = objects::meta(&validated).contains_key("deletionTimestamp")
+        && pending_finalizers(r, &validated) == 0
+        && !(is_pod(r) && grace_pending(&validated));
+    if finished {
+        if params.dry_run()? {
+            return Ok(ObjectResponse {
+                code: StatusCode::OK,
+                object: validated,
+                warnings,
+            });
+        }
+        let release = if services::applies(r) {
+            services::release(state, &old).await?
+        } else {
+            services::Plan::default()
+        };
+        let mut ops = vec![Op::Delete {
+            key,
+            precondition: Precondition::Revision(rev),
+        }];
+        ops.extend(release.ops());
+        state.store.txn(ops).await.map_err(|e| {
+            release
+                .explain(e, |e| t.store_error(e))
+                .unwrap_or_else(services::busy)
+        })?;
         return Ok(ObjectResponse {
             code: StatusCode::OK,
-            object: new,
+            object: validated,
             warnings,
         });
     }
-    let rev = state
-        .store
-        .put(
-            key,
-            objects::to_store_as(r, &new),
-            Precondition::Revision(rev),
-        )
-        .await
-        .map_err(|e| t.store_error(e))?;
-    let mut new = new;
-    meta_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
-    Ok(ObjectResponse {
-        code: StatusCode::OK,
-        object: new,
-        warnings,
-    })
+    for _ in 0..=services::ALLOCATION_RETRIES {
+        let mut new = validated.clone();
+        let plan = if allocates {
+            services::plan(state, Some(&old), &mut new).await?
+        } else {
+            services::Plan::default()
+        };
+        if params.dry_run()? {
+            return Ok(ObjectResponse {
+                code: StatusCode::OK,
+                object: new,
+                warnings,
+            });
+        }
+        let mut ops = vec![Op::Put {
+            key: key.clone(),
+            value: objects::to_store_as(r, &new),
+            precondition: Precondition::Revision(rev),
+        }];
+        ops.extend(plan.ops());
+        match state.store.txn(ops).await {
+            Ok((rev, _)) => {
+                meta_mut(&mut new).insert("resourceVersion".into(), json!(rev.to_string()));
+                return Ok(ObjectResponse {
+                    code: StatusCode::OK,
+                    object: new,
+                    warnings,
+                });
+            }
+            Err(e) => {
+                if let Some(err) = plan.explain(e, |e| t.store_error(e)) {
+                    return Err(err);
+                }
+            }
+        }
+    }
+    Err(services::busy())
 }
 
 fn pending_finalizers(r: &ResourceInfo, obj: &Value) -> usize {
@@ -672,11 +730,29 @@ pub async fn delete(
             warnings: vec![],
         });
     }
-    let deleted = state
-        .store
-        .delete(t.key()?, Precondition::Revision(rev))
-        .await
-        .map_err(|e| t.store_error(e))?;
+    // A Service's cluster IP and node ports are freed with it, in one transaction.
+    let release = if services::applies(r) {
+        services::release(state, &obj).await?
+    } else {
+        services::Plan::default()
+    };
+    let mut ops = vec![Op::Delete {
+        key: t.key()?,
+        precondition: Precondition::Revision(rev),
+    }];
+    ops.extend(release.ops());
+    let (revision, mut prev) = state.store.txn(ops).await.map_err(|e| {
+        release
+            .explain(e, |e| t.store_error(e))
+            .unwrap_or_else(services::busy)
+    })?;
+    let deleted = prev
+        .swap_remove(0)
+        .ok_or_else(|| ApiError::Internal("a delete that applied had no previous value".into()))?;
+    let deleted = sextant_store::KeyValue {
+        mod_revision: revision,
+        ..deleted
+    };
     Ok(ObjectResponse {
         code: StatusCode::OK,
         object: objects::from_store_as(r, &deleted)?,

@@ -138,6 +138,11 @@ async fn dispatch(
         Method::GET if t.subresource.as_deref() == Some("log") => {
             crate::nodeproxy::pod_log(&state, &t, req.uri().query()).await
         }
+        // WebSocket clients upgrade with GET, SPDY clients with POST.
+        Method::GET | Method::POST if t.subresource.as_deref() == Some("exec") => {
+            crate::exec::pod_exec(&state, &t, req).await
+        }
+        _ if t.subresource.as_deref() == Some("exec") => Err(ApiError::MethodNotAllowed),
         Method::GET if params.is_watch() => watch::watch(&state, &t, &params, accept).await,
         Method::GET if t.name.is_none() => {
             Ok(axum::Json(list::list(&state, &t, &params, accept).await?).into_response())

@@ -16,4 +16,14 @@ pub struct ApiState {
     pub openapi: crate::openapi::Cache,
     /// How `pods/log` reaches node agents; set by the binary (`set_kubelet_client`).
     pub kubelet: crate::nodeproxy::KubeletSlot,
+    /// Where Services' cluster IPs and node ports come from (`services/`).
+    pub services: crate::services::ServiceRanges,
+}
+
+impl ApiState {
+    /// The same state, allocating Service cluster IPs and node ports from `ranges`.
+    pub fn with_service_ranges(mut self, ranges: crate::services::ServiceRanges) -> Self {
+        self.services = ranges;
+        self
+    }
 }

@@ -6,21 +6,27 @@
 //! - [`report`]: figures, medians and percentiles, printing and JSON;
 //! - [`store`]: the replicated store (write throughput on 1 and 3 nodes, watch fan-out);
 //! - [`scheduler`]: pods bound per second on 1,000 simulated nodes;
-//! - [`pods`]: wasm pods' create→Running, density and the agent's footprint.
+//! - [`pods`]: wasm pods' create→Running, density and the agent's footprint;
+//! - [`api`]: the API server over HTTPS as kube-rs sees it: latency, throughput, watch
+//!   delivery and lists of many pods;
+//! - [`server`]: the release `sextant server` as a child process, shared by the last two.
 
+pub mod api;
 pub mod pods;
 pub mod report;
 pub mod scheduler;
+pub mod server;
 pub mod store;
 
 /// Every suite, in the order a full run takes them.
-pub const SUITES: &[&str] = &["store", "scheduler", "pods"];
+pub const SUITES: &[&str] = &["store", "scheduler", "pods", "api"];
 
 pub async fn run_suite(name: &str, quick: bool) -> anyhow::Result<report::Report> {
     match name {
         "store" => store::run(quick).await,
         "scheduler" => scheduler::run(quick).await,
         "pods" => pods::run(quick).await,
+        "api" => api::run(quick).await,
         other => anyhow::bail!("unknown suite {other:?}; suites are: {}", SUITES.join(", ")),
     }
 }

@@ -22,20 +22,21 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::report::{Baseline, Figure, Report, Target, median, percentile};
+use crate::report::{Baseline, Figure, Report, Target, latency_figure, median, ms};
+use crate::server::{Process, Server, release_dir};
 
 const NAMESPACE: &str = "default";
 const NODE: &str = "bench-node";
@@ -64,10 +65,7 @@ struct Binaries {
 
 impl Binaries {
     fn find() -> anyhow::Result<Binaries> {
-        let exe = std::env::current_exe()?;
-        let release = exe
-            .parent()
-            .context("the bench binary has no parent directory")?;
+        let release = release_dir()?;
         let target = release
             .parent()
             .context("the bench binary is not in a cargo target dir")?;
@@ -97,166 +95,29 @@ impl Binaries {
     }
 }
 
-/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
-struct Process {
-    child: Child,
-    what: &'static str,
+/// A server on a fresh data dir with loopback pod addresses; with its node agent (named
+/// [`NODE`], and waited for until Ready) when `agent`.
+async fn start_server(bins: &Binaries, agent: bool) -> anyhow::Result<Server> {
+    let mut args = vec![
+        "--cluster-cidr",
+        CLUSTER_CIDR,
+        "--node-cidr-mask-size",
+        NODE_CIDR_MASK,
+    ];
+    if agent {
+        args.extend(["--node-name", NODE]);
+    } else {
+        args.push("--disable-agent");
+    }
+    let server = Server::start(&bins.sextant, &args).await?;
+    if agent {
+        server.wait_node_ready(NODE).await?;
+    }
+    Ok(server)
 }
 
-impl Process {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Resident memory now, in KiB.
-    fn rss_kib(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .with_context(|| format!("cannot read the {}'s /proc status", self.what))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-            .context("no VmRSS in /proc/PID/status")
-    }
-
-    fn ensure_alive(&mut self, log: &Path) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            anyhow::bail!(
-                "the {} exited with {status}; its log: {}",
-                self.what,
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        Ok(())
-    }
-
-    /// SIGTERM, and SIGKILL if it is still there after `grace`.
-    async fn stop(mut self, grace: Duration) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // Drop kills it.
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// A `sextant server` on a fresh data dir, and a client for it.
-struct Server {
-    dir: tempfile::TempDir,
-    addr: String,
-    process: Process,
-    client: kube::Client,
-}
-
-impl Server {
-    async fn start(bins: &Binaries, agent: bool) -> anyhow::Result<Server> {
-        let dir = tempfile::tempdir()?;
-        let addr = free_addr()?;
-        let log_path = dir.path().join("server.log");
-        let mut cmd = Command::new(&bins.sextant);
-        cmd.arg("server")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--listen", &addr, "--cluster-cidr", CLUSTER_CIDR])
-            .args(["--node-cidr-mask-size", NODE_CIDR_MASK]);
-        if agent {
-            cmd.args(["--node-name", NODE]);
-        } else {
-            cmd.arg("--disable-agent");
-        }
-        let child = cmd
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_path)?)
-            .spawn()
-            .with_context(|| format!("cannot run {}", bins.sextant.display()))?;
-        let mut process = Process {
-            child,
-            what: "sextant server",
-        };
-        let kubeconfig = dir.path().join("kubeconfig.yaml");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !kubeconfig.exists() {
-            process.ensure_alive(&log_path)?;
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "the server wrote no kubeconfig within 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // The file appears before it is complete only if written in place; give it a moment.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
-        let config =
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await?;
-        let client = kube::Client::try_from(config)?;
-        let server = Server {
-            dir,
-            addr,
-            process,
-            client,
-        };
-        if agent {
-            server.wait_node_ready(NODE).await?;
-        }
-        Ok(server)
-    }
-
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), NAMESPACE)
-    }
-
-    /// Waits until `name` is Ready and has its pod range.
-    async fn wait_node_ready(&self, name: &str) -> anyhow::Result<()> {
-        let nodes: Api<Node> = Api::all(self.client.clone());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let node = nodes.get_opt(name).await?;
-            let ready = node.as_ref().is_some_and(|n| {
-                let has_cidr = n.spec.as_ref().is_some_and(|s| s.pod_cidr.is_some());
-                let is_ready = n
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-                has_cidr && is_ready
-            });
-            if ready {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "node {name} was not Ready with a pod range within 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn stop(self) {
-        self.process.stop(Duration::from_secs(30)).await;
-    }
-}
-
-fn free_addr() -> anyhow::Result<String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.to_string())
+fn pods(server: &Server) -> Api<Pod> {
+    Api::namespaced(server.client.clone(), NAMESPACE)
 }
 
 /// When the watch first showed each pod, and first showed it Running (with its IP).
@@ -434,10 +295,6 @@ async fn create_to_running(
     Ok(ms(at - start))
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 /// Deletes every bench pod (`grace`: None for the pod's own) and waits up to `wait` until
 /// they are gone; returns the pods still there then, described.
 async fn delete_and_wait(
@@ -509,7 +366,7 @@ const GRACEFUL_WAIT: Duration = Duration::from_secs(30);
 /// [`GRACEFUL_WAIT`] later are counted in `stuck`, the server's log is kept in
 /// `target/bench/pods-server.log`, and they are removed with grace 0 so the run goes on.
 async fn clear(server: &Server, stuck: &mut usize) -> anyhow::Result<()> {
-    let api = server.pods();
+    let api = pods(server);
     let left = delete_and_wait(&api, None, GRACEFUL_WAIT).await?;
     if left.is_empty() {
         return Ok(());
@@ -533,29 +390,6 @@ async fn clear(server: &Server, stuck: &mut usize) -> anyhow::Result<()> {
         left.join("; ")
     );
     Ok(())
-}
-
-fn latency_figure(
-    name: String,
-    mut samples: Vec<f64>,
-    baseline: Option<(&str, f64)>,
-    target: Option<f64>,
-) -> Figure {
-    Figure {
-        name,
-        unit: "ms".into(),
-        median: median(&mut samples),
-        p99: Some(percentile(&mut samples, 99.0)),
-        runs: samples.len(),
-        baseline: baseline.map(|(name, median)| Baseline {
-            name: name.into(),
-            median,
-        }),
-        target: target.map(|value| Target {
-            value,
-            higher_is_better: false,
-        }),
-    }
 }
 
 fn single(name: String, unit: &str, value: f64, target: Option<Target>) -> Figure {
@@ -588,8 +422,8 @@ async fn one_at_a_time(
     report: &mut Report,
     stuck: &mut usize,
 ) -> anyhow::Result<f64> {
-    let server = Server::start(bins, true).await?;
-    let api = server.pods();
+    let server = start_server(bins, true).await?;
+    let api = pods(&server);
     let stop = CancellationToken::new();
     let (tracker, watch) = Tracker::start(api.clone(), stop.clone()).await?;
 
@@ -651,8 +485,8 @@ async fn at_once(
     report: &mut Report,
     stuck: &mut usize,
 ) -> anyhow::Result<()> {
-    let server = Server::start(bins, true).await?;
-    let api = server.pods();
+    let server = start_server(bins, true).await?;
+    let api = pods(&server);
     let stop = CancellationToken::new();
     let (tracker, watch) = Tracker::start(api.clone(), stop.clone()).await?;
     let module = bins.module("http_echo");
@@ -716,8 +550,8 @@ async fn density(
     report: &mut Report,
     stuck: &mut usize,
 ) -> anyhow::Result<()> {
-    let server = Server::start(bins, true).await?;
-    let api = server.pods();
+    let server = start_server(bins, true).await?;
+    let api = pods(&server);
     let stop = CancellationToken::new();
     let (tracker, watch) = Tracker::start(api.clone(), stop.clone()).await?;
     let module = bins.module("http_echo");
@@ -806,7 +640,7 @@ fn mb(kib: u64) -> f64 {
 /// Section 5: idle RSS of a server without agent, of a `wasm-kubelet` joined to it, and of
 /// a server with its embedded agent.
 async fn footprint(bins: &Binaries, report: &mut Report) -> anyhow::Result<()> {
-    let server = Server::start(bins, false).await?;
+    let server = start_server(bins, false).await?;
     tokio::time::sleep(SETTLE).await;
     let bare = server.process.rss_kib()?;
 
@@ -825,10 +659,7 @@ async fn footprint(bins: &Binaries, report: &mut Report) -> anyhow::Result<()> {
         .stderr(std::fs::File::create(&log_path)?)
         .spawn()
         .with_context(|| format!("cannot run {}", bins.kubelet.display()))?;
-    let mut kubelet = Process {
-        child,
-        what: "wasm-kubelet",
-    };
+    let mut kubelet = Process::new(child, "wasm-kubelet");
     let registered = server.wait_node_ready("bench-edge").await;
     kubelet.ensure_alive(&log_path)?;
     registered?;
@@ -837,7 +668,7 @@ async fn footprint(bins: &Binaries, report: &mut Report) -> anyhow::Result<()> {
     kubelet.stop(Duration::from_secs(15)).await;
     server.stop().await;
 
-    let server = Server::start(bins, true).await?;
+    let server = start_server(bins, true).await?;
     tokio::time::sleep(SETTLE).await;
     let with_agent = server.process.rss_kib()?;
     server.stop().await;

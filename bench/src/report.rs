@@ -125,6 +125,36 @@ pub fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[rank.min(values.len()) - 1]
 }
 
+/// Milliseconds, the unit of every latency figure.
+pub fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A latency distribution in ms: its median and p99, beside `baseline` (name, median ms),
+/// checked against `target` (a p99 in ms) when given.
+pub fn latency_figure(
+    name: String,
+    mut samples: Vec<f64>,
+    baseline: Option<(&str, f64)>,
+    target: Option<f64>,
+) -> Figure {
+    Figure {
+        name,
+        unit: "ms".into(),
+        median: median(&mut samples),
+        p99: Some(percentile(&mut samples, 99.0)),
+        runs: samples.len(),
+        baseline: baseline.map(|(name, median)| Baseline {
+            name: name.into(),
+            median,
+        }),
+        target: target.map(|value| Target {
+            value,
+            higher_is_better: false,
+        }),
+    }
+}
+
 fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")

@@ -16,7 +16,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Start a control-plane node.
-    Server(sextant::server::ServerArgs),
+    Server(Box<sextant::server::ServerArgs>),
     /// Run the scheduler alone against a cluster (`sextant server` runs one in-process).
     Scheduler(sextant::standalone::ClientArgs),
     /// Run the controller manager alone against a cluster (`sextant server` runs one in-process).
@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Cmd::Server(args) => runtime.block_on(sextant::server::run(
-            args,
+            *args,
             sextant::signals::shutdown_signal(),
         )),
         Cmd::Scheduler(args) => runtime.block_on(sextant::standalone::scheduler(

@@ -168,11 +168,10 @@ pub fn ca_hash(ca_pem: &str) -> String {
 pub const KUBELET_CLIENT_CN: &str = "system:sextant:apiserver-kubelet-client";
 
 impl Pki {
-    /// An HTTPS client for node agents' endpoints (`pods/log`): trusts the cluster CA and
-    /// presents a client certificate for [`KUBELET_CLIENT_CN`], issued afresh at each start
-    /// (it is never written to disk, so there is nothing to rotate). No overall timeout:
-    /// `kubectl logs -f` streams for as long as the user watches.
-    pub fn kubelet_client(&self) -> anyhow::Result<reqwest::Client> {
+    /// TLS towards node agents' endpoints (`pods/log`, `pods/exec`): trusts the cluster CA
+    /// and presents a client certificate for [`KUBELET_CLIENT_CN`], issued afresh at each
+    /// start (it is never written to disk, so there is nothing to rotate).
+    fn kubelet_tls(&self) -> anyhow::Result<rustls::ClientConfig> {
         let (cert_pem, key_pem) = issue_client_cert(&self.ca_key_pem, KUBELET_CLIENT_CN)?;
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(self.ca_cert_pem.as_bytes()) {
@@ -181,19 +180,23 @@ impl Pki {
         let certs: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>()?;
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
-        let tls = rustls::ClientConfig::builder()
+        Ok(rustls::ClientConfig::builder()
             .with_root_certificates(roots)
-            .with_client_auth_cert(certs, key)?;
-        Ok(reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .connect_timeout(std::time::Duration::from_secs(3))
-            .build()?)
+            .with_client_auth_cert(certs, key)?)
     }
 
-    /// [`Pki::kubelet_client`] in the form the API server takes it:
-    /// `sextant_apiserver::set_kubelet_client(&api, pki.kubelet_connector()?)`.
+    /// The API server's client for node agents, as it takes it:
+    /// `sextant_apiserver::set_kubelet_client(&api, pki.kubelet_connector()?)`. Upgrades
+    /// (`pods/exec`) go over HTTP/1.1 with the same identity: a WebSocket or SPDY upgrade
+    /// has no HTTP/2 form that node agents serve.
     pub fn kubelet_connector(&self) -> anyhow::Result<Arc<dyn sextant_apiserver::KubeletClient>> {
-        Ok(Arc::new(KubeletHttps(self.kubelet_client()?)))
+        let tls = self.kubelet_tls()?;
+        let mut upgrade = tls.clone();
+        upgrade.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(KubeletHttps {
+            http: kubelet_reqwest(tls)?,
+            upgrade: tokio_rustls::TlsConnector::from(Arc::new(upgrade)),
+        }))
     }
 
     /// A serving certificate for node `node`'s agent endpoint, covering its name and `ips`.
@@ -205,6 +208,22 @@ impl Pki {
         issue_kubelet_serving(&self.ca_key_pem, node, ips)
     }
 }
+
+/// No overall timeout: `kubectl logs -f` streams for as long as the user watches.
+fn kubelet_reqwest(tls: rustls::ClientConfig) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .connect_timeout(KUBELET_CONNECT_TIMEOUT)
+        .build()?)
+}
+
+/// How long a node agent may take to accept a connection.
+const KUBELET_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long a node agent may take to answer an upgrade request (it reaches the container
+/// runtime before it answers).
+const KUBELET_UPGRADE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// The longest refusal body read from a node agent.
+const MAX_UPGRADE_ERROR_BODY: usize = 4096;
 
 /// A serving certificate (serverAuth only, so it cannot pose as a client) for node `node`'s
 /// agent endpoint, signed with the CA key: the API server checks it against the Node's
@@ -247,7 +266,11 @@ fn issue_client_cert(ca_key_pem: &str, cn: &str) -> anyhow::Result<(String, Stri
 }
 
 /// The kubelet client as the API server's [`sextant_apiserver::KubeletClient`].
-struct KubeletHttps(reqwest::Client);
+struct KubeletHttps {
+    http: reqwest::Client,
+    /// HTTP/1.1 only, for upgrades.
+    upgrade: tokio_rustls::TlsConnector,
+}
 
 type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -256,7 +279,7 @@ impl sextant_apiserver::KubeletClient for KubeletHttps {
         &self,
         url: String,
     ) -> Boxed<'static, Result<sextant_apiserver::KubeletResponse, String>> {
-        let request = self.0.get(url);
+        let request = self.http.get(url);
         Box::pin(async move {
             let response = request.send().await.map_err(|e| causes(&e))?;
             Ok(sextant_apiserver::KubeletResponse {
@@ -265,6 +288,111 @@ impl sextant_apiserver::KubeletClient for KubeletHttps {
             })
         })
     }
+
+    fn upgrade(
+        &self,
+        url: String,
+        method: http::Method,
+        headers: http::HeaderMap,
+    ) -> Boxed<'static, Result<sextant_apiserver::KubeletUpgrade, String>> {
+        let tls = self.upgrade.clone();
+        Box::pin(async move {
+            tokio::time::timeout(KUBELET_UPGRADE_TIMEOUT, upgrade(tls, &url, method, headers))
+                .await
+                .map_err(|_| format!("no answer in {KUBELET_UPGRADE_TIMEOUT:?}"))?
+        })
+    }
+}
+
+/// One upgrade request to a node agent on a connection of its own (hyper's client: the
+/// upgraded connection is handed over, which reqwest cannot do).
+async fn upgrade(
+    tls: tokio_rustls::TlsConnector,
+    url: &str,
+    method: http::Method,
+    headers: http::HeaderMap,
+) -> Result<sextant_apiserver::KubeletUpgrade, String> {
+    use hyper_util::rt::TokioIo;
+
+    let uri: http::Uri = url.parse().map_err(|e| format!("bad URL {url}: {e}"))?;
+    let host = uri.host().ok_or_else(|| format!("no host in {url}"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(443);
+    let tcp = tokio::time::timeout(
+        KUBELET_CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    .map_err(|_| format!("connecting took longer than {KUBELET_CONNECT_TIMEOUT:?}"))?
+    .map_err(|e| causes(&e))?;
+    let name = rustls::pki_types::ServerName::try_from(host).map_err(|e| causes(&e))?;
+    let stream = tls.connect(name, tcp).await.map_err(|e| causes(&e))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| causes(&e))?;
+    let mut conn = Box::pin(conn.with_upgrades());
+    let mut request = http::Request::new(axum::body::Body::empty());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+    *request.headers_mut() = headers;
+    if let Some(authority) = uri.authority() {
+        let value = http::HeaderValue::from_str(authority.as_str()).map_err(|e| causes(&e))?;
+        request.headers_mut().insert(http::header::HOST, value);
+    }
+    // With a 101 the connection future ends as soon as it hands the connection over, which
+    // may be before the answer is read from `send`; it is not polled after it ended.
+    let mut send = Box::pin(sender.send_request(request));
+    let mut conn_done = false;
+    let response = loop {
+        tokio::select! {
+            r = send.as_mut() => break r.map_err(|e| causes(&e))?,
+            r = conn.as_mut(), if !conn_done => match r {
+                Ok(()) => conn_done = true,
+                Err(e) => return Err(causes(&e)),
+            },
+        }
+    };
+    drop(sender);
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    if status == 101 {
+        let upgraded = if conn_done {
+            hyper::upgrade::on(response).await
+        } else {
+            tokio::join!(conn, hyper::upgrade::on(response)).1
+        };
+        let upgraded = upgraded.map_err(|e| causes(&e))?;
+        return Ok(sextant_apiserver::KubeletUpgrade {
+            status,
+            headers,
+            io: Some(Box::new(TokioIo::new(upgraded))),
+            body: axum::body::Bytes::new(),
+        });
+    }
+    // Node agents' refusals are a short Status; anything longer is cut to nothing.
+    let read = axum::body::to_bytes(
+        axum::body::Body::new(response.into_body()),
+        MAX_UPGRADE_ERROR_BODY,
+    );
+    let body = if conn_done {
+        read.await
+    } else {
+        tokio::join!(read, conn).0
+    };
+    Ok(sextant_apiserver::KubeletUpgrade {
+        status,
+        headers,
+        io: None,
+        body: body.unwrap_or_default(),
+    })
 }
 
 struct KubeletBody(reqwest::Response);
@@ -292,9 +420,21 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A node agent's endpoint in miniature: TLS with the kubelet serving certificate,
-    /// admitting only clients the cluster CA signed, answering one request.
-    async fn node_endpoint(pki: &Pki) -> (u16, tokio::task::JoinHandle<bool>) {
+    /// What the miniature node agent saw: a client certificate, the protocol agreed by
+    /// ALPN, the request's head.
+    struct Seen {
+        presented: bool,
+        alpn: Option<Vec<u8>>,
+        request: String,
+    }
+
+    /// A node agent's endpoint in miniature: TLS with the kubelet serving certificate
+    /// (offering HTTP/2 and HTTP/1.1 as the real one does), admitting only clients the
+    /// cluster CA signed, answering one request with `answer`; after a 101 it echoes.
+    async fn node_endpoint(
+        pki: &Pki,
+        answer: &'static [u8],
+    ) -> (u16, tokio::task::JoinHandle<Seen>) {
         let (cert, key) = pki
             .issue_kubelet_serving("edge-1", &["127.0.0.1".parse().unwrap()])
             .unwrap();
@@ -305,7 +445,7 @@ mod tests {
         let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
             .build()
             .unwrap();
-        let config = rustls::ServerConfig::builder()
+        let mut config = rustls::ServerConfig::builder()
             .with_client_cert_verifier(verifier)
             .with_single_cert(
                 CertificateDer::pem_slice_iter(cert.as_bytes())
@@ -314,28 +454,38 @@ mod tests {
                 PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
             )
             .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let task = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
             let Ok(mut tls) = acceptor.accept(tcp).await else {
-                return false;
+                return Seen {
+                    presented: false,
+                    alpn: None,
+                    request: String::new(),
+                };
             };
-            let presented = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .is_some_and(|c| !c.is_empty());
+            let session = tls.get_ref().1;
+            let presented = session.peer_certificates().is_some_and(|c| !c.is_empty());
+            let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
             let mut buf = [0u8; 4096];
-            let _ = tls.read(&mut buf).await;
-            tls.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
-            )
-            .await
-            .unwrap();
-            tls.shutdown().await.unwrap();
-            presented
+            let n = tls.read(&mut buf).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+            tls.write_all(answer).await.unwrap();
+            if answer.starts_with(b"HTTP/1.1 101") {
+                let (mut rd, mut wr) = tokio::io::split(tls);
+                let _ = tokio::io::copy(&mut rd, &mut wr).await;
+                let _ = wr.shutdown().await;
+            } else {
+                tls.shutdown().await.unwrap();
+            }
+            Seen {
+                presented,
+                alpn,
+                request,
+            }
         });
         (port, task)
     }
@@ -344,7 +494,11 @@ mod tests {
     async fn kubelet_client_and_serving_certificates_fit_together() {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::load_or_create(dir.path(), None, &["127.0.0.1".into()]).unwrap();
-        let (port, node) = node_endpoint(&pki).await;
+        let (port, node) = node_endpoint(
+            &pki,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+        )
+        .await;
         let client = pki.kubelet_connector().unwrap();
         let mut reply = client
             .get(format!("https://127.0.0.1:{port}/healthz"))
@@ -353,7 +507,10 @@ mod tests {
         assert_eq!(reply.status, 200);
         let chunk = reply.body.next_chunk().await.unwrap().unwrap();
         assert_eq!(&chunk[..], b"hello");
-        assert!(node.await.unwrap(), "the client presented no certificate");
+        assert!(
+            node.await.unwrap().presented,
+            "the client presented no certificate"
+        );
 
         // A node that is not there: the error says why, for the user's Status message.
         let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -365,5 +522,77 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_lowercase().contains("refused"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn upgrades_hand_over_the_connection_over_http1() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::load_or_create(dir.path(), None, &["127.0.0.1".into()]).unwrap();
+        let client = pki.kubelet_connector().unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::CONNECTION, "Upgrade".parse().unwrap());
+        headers.insert(http::header::UPGRADE, "SPDY/3.1".parse().unwrap());
+        headers.insert(
+            "x-stream-protocol-version",
+            "v4.channel.k8s.io".parse().unwrap(),
+        );
+
+        let (port, node) = node_endpoint(
+            &pki,
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+              X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n",
+        )
+        .await;
+        let reply = client
+            .upgrade(
+                format!("https://127.0.0.1:{port}/exec/ns/p/c?command=sh&output=1"),
+                http::Method::POST,
+                headers.clone(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 101);
+        assert_eq!(
+            reply.headers["x-stream-protocol-version"],
+            "v4.channel.k8s.io"
+        );
+        let mut io = reply.io.expect("the upgraded connection");
+        io.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        io.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+        io.shutdown().await.unwrap();
+        drop(io);
+        let seen = node.await.unwrap();
+        assert!(seen.presented, "the client presented no certificate");
+        assert_eq!(seen.alpn.as_deref(), Some(&b"http/1.1"[..]));
+        let request = seen.request.to_lowercase();
+        assert!(
+            request.starts_with("post /exec/ns/p/c?command=sh&output=1 http/1.1\r\n"),
+            "{request}"
+        );
+        assert!(request.contains("upgrade: spdy/3.1\r\n"), "{request}");
+        assert!(
+            request.contains("x-stream-protocol-version: v4.channel.k8s.io\r\n"),
+            "{request}"
+        );
+
+        // A refusal: its status and body, for the user's message.
+        let (port, _node) = node_endpoint(
+            &pki,
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 11\r\n\r\nno such pod",
+        )
+        .await;
+        let reply = client
+            .upgrade(
+                format!("https://127.0.0.1:{port}/exec/ns/p/c"),
+                http::Method::GET,
+                headers,
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 400);
+        assert!(reply.io.is_none());
+        assert_eq!(&reply.body[..], b"no such pod");
     }
 }

@@ -64,11 +64,47 @@ pub struct ServerArgs {
     /// port, which the Node publishes.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub kubelet_listen: SocketAddr,
+    /// A CRI runtime's socket for the node agent's OCI containers. Default: containerd's
+    /// usual socket, when it exists; without one the node runs wasm only.
+    #[arg(long, value_name = "PATH", conflicts_with = "disable_cri")]
+    pub cri_socket: Option<PathBuf>,
+    /// Run OCI containers nowhere on this node, even if containerd's socket exists.
+    #[arg(long)]
+    pub disable_cri: bool,
+    /// Services' virtual IPs (ClusterIP), from /12 to /30; the first is the `kubernetes`
+    /// Service's. The default lies inside loopback, apart from --cluster-cidr's default.
+    /// Every server of a cluster must be given the same range.
+    #[arg(long, default_value = sextant_apiserver::DEFAULT_SERVICE_CLUSTER_IP_RANGE, value_name = "CIDR")]
+    pub service_cluster_ip_range: sextant_apiserver::ServiceIpRange,
+    /// The ports NodePort and LoadBalancer Services get (FIRST-LAST, or FIRST+COUNT).
+    #[arg(long, default_value = sextant_apiserver::DEFAULT_SERVICE_NODE_PORT_RANGE, value_name = "PORTS")]
+    pub service_node_port_range: sextant_apiserver::NodePortRange,
 }
+
+impl ServerArgs {
+    /// The Service ranges, checked against the pods' range.
+    fn service_ranges(&self) -> anyhow::Result<sextant_apiserver::ServiceRanges> {
+        let (ips, pods) = (self.service_cluster_ip_range, self.nodes.cluster_cidr);
+        if ips.overlaps(pods.network(), pods.prefix_len()) {
+            bail!(
+                "--service-cluster-ip-range {ips} overlaps --cluster-cidr {pods}: Services and pods \
+                 need addresses apart; pick ranges that do not overlap"
+            );
+        }
+        Ok(sextant_apiserver::ServiceRanges {
+            cluster_ip: ips,
+            node_ports: self.service_node_port_range,
+        })
+    }
+}
+
+/// Where containerd listens when installed from a distribution's package.
+const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 
 pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     // ring is the process-wide crypto provider: it builds with cc alone (aws-lc needs cmake).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let service_ranges = args.service_ranges()?;
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
@@ -109,7 +145,8 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
         Some((config, token))
     };
     let stop_serving = CancellationToken::new();
-    let api = sextant_apiserver::state(store.clone(), auth, stop_serving.clone());
+    let api = sextant_apiserver::state(store.clone(), auth, stop_serving.clone())
+        .with_service_ranges(service_ranges);
     sextant_apiserver::set_kubelet_client(&api, creds.pki.kubelet_connector()?);
     let crd_loop = tokio::spawn(sextant_apiserver::run_crd_loop(api.clone()));
     let bootstrap = join::Bootstrap {
@@ -142,7 +179,10 @@ pub async fn run(args: ServerArgs, shutdown: impl Future<Output = ()>) -> anyhow
         }
         sextant_apiserver::ensure_defaults(&store)
             .await
-            .context("cannot create the system namespaces")
+            .context("cannot create the system namespaces")?;
+        sextant_apiserver::ensure_services(&store, &service_ranges, &url)
+            .await
+            .context("cannot create the `kubernetes` Service")
     };
     tokio::pin!(shutdown);
     tokio::select! {
@@ -254,6 +294,14 @@ fn agent_config(
     let mut config = wasm_kubelet::Config::new(&name, args.data_dir.join("agent"));
     config.node_ip = client_addr(local).ip();
     config.kubelet_listen = args.kubelet_listen;
+    config.cri_socket = match &args.cri_socket {
+        Some(path) => Some(path.clone()),
+        None if args.disable_cri => None,
+        None => {
+            let default = std::path::Path::new(CONTAINERD_SOCKET);
+            default.exists().then(|| default.to_path_buf())
+        }
+    };
     let (cert_pem, key_pem) = pki.issue_kubelet_serving(&name, &[config.node_ip])?;
     config.serving = Some(wasm_kubelet::ServingCert {
         ca_pem: pki.ca_cert_pem.clone(),

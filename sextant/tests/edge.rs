@@ -3,66 +3,14 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use support::kubelet::Kubelet;
 use support::wasm::manifest;
 use support::{eventually, free_addr, kubectl_with, spawn_server, wait_until_ready};
-
-/// `wasm-kubelet`, built beside the test binaries by `cargo build --workspace`.
-fn kubelet_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.ancestors().nth(2).unwrap().join("wasm-kubelet");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the workspace first (cargo build --workspace)",
-        bin.display()
-    );
-    bin
-}
-
-struct Kubelet {
-    child: Child,
-}
-
-impl Kubelet {
-    fn start(server_dir: &Path, server_addr: &str, node: &str, data_dir: &Path) -> Kubelet {
-        let token = std::fs::read_to_string(server_dir.join("node-token")).unwrap();
-        let child = Command::new(kubelet_bin())
-            .args([
-                "--server",
-                &format!("https://{server_addr}"),
-                "--node-name",
-                node,
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--kubelet-listen", "127.0.0.1:0"])
-            .env("SEXTANT_TOKEN", token.trim())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        Kubelet { child }
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "wasm-kubelet exited with {status:?}");
-    }
-}
-
-impl Drop for Kubelet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A server process that is killed if the test fails before stopping it.
 struct ServerProc(Child);
@@ -269,7 +217,14 @@ fn a_restarted_agent_adopts_its_pods_and_keeps_their_logs() {
         again["status"]["podIP"], first["status"]["podIP"],
         "the pod keeps its address"
     );
-    let previous = kubectl_ok(&kc, &["logs", "ticker", "--previous"], None);
+    // The restarted agent listens on a new port, which reaches the API with its next Node
+    // status: until then the API server may still dial the old one.
+    let previous = eventually(20, "the previous run's logs", || {
+        let out = kubectl_with(&kc, &["logs", "ticker", "--previous"], None);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
     assert!(previous.contains("tick 1"), "{previous}");
     // A finished pod is not run again.
     let hello = pod_json(&kc, "hello").unwrap();

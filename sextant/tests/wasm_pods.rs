@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::pods::{pod, status_column, wait_status};
 use support::wasm::manifest;
 use support::{Server, eventually};
 
@@ -15,35 +16,12 @@ fn agent_server() -> Server {
     Server::start(&["--node-name", "node-a"])
 }
 
-fn pod(s: &Server, name: &str) -> Value {
-    serde_json::from_str(&s.ok(&["get", "pod", name, "-o", "json"])).unwrap()
-}
-
-/// The STATUS column of `kubectl get pod` (Running, Completed, OOMKilled, CrashLoopBackOff…).
-fn status_column(s: &Server, name: &str) -> String {
-    let out = s.ok(&["get", "pod", name, "--no-headers"]);
-    out.split_whitespace().nth(2).unwrap_or_default().to_owned()
-}
-
-fn wait_status(s: &Server, name: &str, want: &str, secs: u64) {
-    eventually(secs, &format!("pod {name} to show {want}"), || {
-        (status_column(s, name) == want).then_some(())
-    });
-}
-
 fn container_status(p: &Value) -> &Value {
     &p["status"]["containerStatuses"][0]
 }
 
 fn http_get(url: &str) -> Option<(u16, String)> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let resp = client.get(url).send().ok()?;
-    let code = resp.status().as_u16();
-    Some((code, resp.text().ok()?))
+    support::pods::http_get(url).map(|(code, _, body)| (code, body))
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! The whole agent: its pieces started together and stopped together.
 //!
-//! Start-up order: data dir → wasm runtime and module cache → kubelet endpoint (its port
-//! goes into the Node) → Node registration and heartbeat → the node's pod range (given by
-//! the controller manager, kept on disk so an agent restarted while cut off still knows it)
-//! → pods. Each long-lived loop is one task under one shutdown token.
+//! Start-up order: data dir → wasm runtime and module cache → the CRI runtime's client and
+//! health check (with `--cri-socket`) → kubelet endpoint (its port goes into the Node) →
+//! Node registration and heartbeat → the node's pod range (given by the controller manager,
+//! kept on disk so an agent restarted while cut off still knows it) → the Service proxy →
+//! pods. Each
+//! long-lived loop is one task under one shutdown token.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,14 +13,17 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::cri::Cri;
 use crate::error::Error;
 use crate::modules::Fetcher;
 use crate::node::{self, NodeSpec};
-use crate::pods::{self, Ipam, Reporter, Shared};
+use crate::pods::{self, Containers, Ipam, Reporter, Shared};
+use crate::proxy::{self, ProxyConfig, ServiceTable};
 use crate::server;
 use crate::wasm::{Runtime, RuntimeConfig};
 
@@ -55,12 +60,48 @@ pub async fn run(
         let stop = shutdown.clone();
         tasks.spawn(async move { runtime.tick_epochs(stop).await });
     }
-    tasks.spawn(server::serve(listener, tls, dir.clone(), shutdown.clone()));
+    let (oci_tx, oci_ready) = watch::channel(None);
+    let cri = match &config.cri_socket {
+        Some(socket) => {
+            let cri = Cri::connect(socket)?;
+            tasks.spawn(node::runtime::watch(cri.clone(), oci_tx, shutdown.clone()));
+            Some(cri)
+        }
+        None => {
+            tracing::info!("no --cri-socket: this node runs wasm containers only");
+            None
+        }
+    };
+    let containers = Containers::default();
+    tasks.spawn(server::serve_with(
+        listener,
+        tls,
+        dir.clone(),
+        Some(Arc::new(pods::ExecTargets::new(
+            containers.clone(),
+            cri.clone(),
+        ))),
+        shutdown.clone(),
+    ));
+    // The Service proxy: ClusterIPs and NodePorts served on this node, and the table wasm
+    // containers' requests to Services are routed by.
+    let services = ServiceTable::new();
+    tasks.spawn(proxy::run(
+        client.clone(),
+        ProxyConfig::new(config.node_ip),
+        services.clone(),
+        shutdown.clone(),
+    ));
     let mut spec = NodeSpec::new(&config.node_name, config.node_ip, port);
     spec.max_pods = config.max_pods;
     spec.lease_duration = config.lease_duration;
     spec.status_interval = config.status_interval;
-    tasks.spawn(node::run(client.clone(), spec, shutdown.clone()));
+    tasks.spawn(node::run(
+        client.clone(),
+        spec,
+        oci_ready.clone(),
+        shutdown.clone(),
+    ));
 
     let Some(range) = pod_range(&client, &config, &shutdown).await else {
         return stop(tasks).await;
@@ -86,6 +127,10 @@ pub async fn run(
         fetcher,
         ipam: Ipam::new(range),
         reporter,
+        cri,
+        oci_ready,
+        containers,
+        services,
     });
     tasks.spawn(pods::run(shared, shutdown.clone()));
     stop(tasks).await

@@ -22,6 +22,9 @@ pub struct Config {
     /// How often the Node's status is rewritten when nothing changed.
     pub status_interval: Duration,
     pub max_pods: u32,
+    /// The CRI runtime's socket (`--cri-socket`): OCI containers go to it. Without one the
+    /// node runs wasm only, and says so by lacking the `sextant.dev/oci` label.
+    pub cri_socket: Option<PathBuf>,
     /// The node's pod range, when not given by the controller manager (`--pod-cidr`).
     pub pod_cidr: Option<ipnet::Ipv4Net>,
     /// First and longest wait before restarting a container that exited (Kubernetes: 10 s
@@ -55,6 +58,7 @@ impl Config {
             lease_duration: Duration::from_secs(40),
             status_interval: Duration::from_secs(10),
             max_pods: 5000,
+            cri_socket: None,
             pod_cidr: None,
             crash_backoff: (Duration::from_secs(10), Duration::from_secs(300)),
             pull_backoff: (Duration::from_secs(10), Duration::from_secs(300)),

@@ -21,4 +21,6 @@ pub enum Error {
     Modules(#[from] crate::modules::Error),
     #[error("cannot set up the kubelet endpoint's TLS: {0}")]
     Tls(String),
+    #[error("cannot use the CRI runtime: {0}")]
+    Cri(#[from] crate::cri::CriError),
 }

@@ -16,6 +16,9 @@
 //!   static pods from `DATA_DIR/manifests/`;
 //! - `modules/`: fetching wasm modules (`file://`, `http(s)://`, `wasm://`) into a cache;
 //! - `wasm/`: the wasmtime host: compiling, running commands, serving HTTP components, limits;
+//! - `proxy/`: the Service proxy: ClusterIP and node-port listeners spliced to ready
+//!   endpoints, and the Service table the wasm host resolves names with;
+//! - `cri/`: the client of a CRI runtime (containerd): sandboxes, images, OCI container runs, exec;
 //! - `logs.rs`: container log files in the CRI format;
 //! - `tls.rs`: the one client TLS config that trusts any server (CA fetch, HTTPS probes);
 //! - `config.rs`: what an operator may tune; `error.rs`: the crate's error type.
@@ -23,11 +26,13 @@
 mod agent;
 mod config;
 pub mod credentials;
+pub mod cri;
 mod error;
 pub mod logs;
 pub mod modules;
 pub mod node;
 pub mod pods;
+pub mod proxy;
 pub mod server;
 pub mod tls;
 pub mod wasm;

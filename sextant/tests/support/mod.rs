@@ -6,6 +6,8 @@
 )]
 
 pub mod agent;
+pub mod kubelet;
+pub mod pods;
 pub mod wasm;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +49,11 @@ pub fn spawn_server(dir: &Path, addr: &str, extra: &[&str], log: Stdio, log_leve
             "--node-cidr-mask-size",
             "24",
         ])
+        .args(if agent && !extra.contains(&"--service-cluster-ip-range") {
+            service_ranges(addr)
+        } else {
+            Vec::new()
+        })
         .args(extra)
         .env("RUST_LOG", log_level)
         .stdout(Stdio::null())
@@ -63,6 +70,22 @@ pub fn cluster_cidr(addr: &str) -> String {
     // 127.128.0.0/9 in /20s: 16 nodes of 254 pods each per server.
     let base = (127u32 << 24) | (128 << 16) | (slot << 12);
     format!("{}/20", std::net::Ipv4Addr::from(base))
+}
+
+/// Service ranges of their own for each test server that runs a node agent (from its
+/// port): the agents of servers running side by side serve ClusterIPs and NodePorts on
+/// loopback, and must not answer for each other's Services.
+pub fn service_ranges(addr: &str) -> Vec<String> {
+    let port: u32 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    // 127.96.0.0/12 in /24s, and 30000-32767 in slices of 10 ports.
+    let ips = (127u32 << 24) | (96 << 16) | ((port % 4096) << 8);
+    let first_port = 30000 + (port % 276) * 10;
+    vec![
+        "--service-cluster-ip-range".into(),
+        format!("{}/24", std::net::Ipv4Addr::from(ips)),
+        "--service-node-port-range".into(),
+        format!("{first_port}-{}", first_port + 9),
+    ]
 }
 
 /// Waits until the server on `dir` has written its kubeconfig: it is then ready.

@@ -12,7 +12,8 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use wasm_kubelet::{Config, ServingCert, credentials, node};
 
-/// Runs a Sextant node agent: wasm pods in wasmtime, reported to the API server.
+/// Runs a Sextant node agent: wasm pods in wasmtime (and OCI containers through a CRI
+/// runtime), reported to the API server.
 #[derive(Parser, Debug)]
 #[command(name = "wasm-kubelet", version)]
 struct Args {
@@ -28,7 +29,8 @@ struct Args {
     /// Pods' files and logs, the module cache and this node's credential.
     #[arg(long, default_value = "./wasm-kubelet-data")]
     data_dir: PathBuf,
-    /// A CRI runtime's socket, for OCI containers (not supported yet).
+    /// A CRI runtime's socket (e.g. /run/containerd/containerd.sock): OCI containers run
+    /// through it. Without it the node runs wasm only (an edge node).
     #[arg(long)]
     cri_socket: Option<PathBuf>,
     /// Where the kubelet's HTTPS endpoint listens (port 0: any free port).
@@ -63,12 +65,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // One TLS provider for every client and server in the process (kube, reqwest, the
     // kubelet endpoint).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    if let Some(socket) = &args.cri_socket {
-        tracing::warn!(
-            socket = %socket.display(),
-            "OCI containers are not supported yet (issue 6); running wasm only"
-        );
-    }
     let node_name = match &args.node_name {
         Some(name) => name.clone(),
         None => node::info::hostname()
@@ -100,6 +96,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     config.kubelet_listen = args.kubelet_listen;
     config.node_ip = node_ip;
     config.pod_cidr = args.pod_cidr;
+    config.cri_socket = args.cri_socket;
     config.lease_duration = Duration::from_secs(args.node_lease_seconds.max(1));
     config.serving = creds.serving.map(|(cert_pem, key_pem)| ServingCert {
         ca_pem: creds.ca_pem.clone(),

@@ -26,6 +26,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
 pub use auth::{RegistryAuth, auths_from_docker_config};
+pub(crate) use auth::{find as find_auth, normalise_registry};
 pub use error::Error;
 pub use oci::{WASM_LAYER_MEDIA_TYPES, WASM_MEDIA_TYPE};
 pub use reference::is_wasm_image;

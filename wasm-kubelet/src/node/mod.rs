@@ -14,11 +14,14 @@
 //! - `capacity.rs`: the machine's resources, capacity and allocatable;
 //! - `info.rs`: labels and `nodeInfo`;
 //! - `status.rs`: the status to post (pure);
-//! - `lease.rs`: the Lease and its renewal.
+//! - `lease.rs`: the Lease and its renewal;
+//! - `runtime.rs`: whether the CRI runtime answers ready, which the `sextant.dev/oci` label
+//!   follows.
 
 pub mod capacity;
 pub mod info;
 pub mod lease;
+pub mod runtime;
 pub mod status;
 
 use std::collections::BTreeMap;
@@ -33,6 +36,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -144,7 +148,17 @@ pub async fn internal_ip(server: &str) -> Option<IpAddr> {
 /// Registers the Node and heartbeats it (Lease and status) until `shutdown`. Never returns
 /// early: every API failure is logged and retried with a back-off. On shutdown the Node is
 /// left as it is (as kubelet does): the node-lifecycle controller judges its silence.
-pub async fn run(client: kube::Client, spec: NodeSpec, shutdown: CancellationToken) {
+///
+/// `oci_ready` says whether the CRI runtime answers ready (`Some(its name)`; always `None`
+/// without one): the
+/// Node carries `sextant.dev/oci: "true"` exactly while it does, so the scheduler sends OCI
+/// pods only to nodes that can run them.
+pub async fn run(
+    client: kube::Client,
+    spec: NodeSpec,
+    mut oci_ready: watch::Receiver<Option<String>>,
+    shutdown: CancellationToken,
+) {
     let heart = Heart {
         nodes: Api::all(client.clone()),
         leases: Api::namespaced(client, lease::NAMESPACE),
@@ -162,8 +176,11 @@ pub async fn run(client: kube::Client, spec: NodeSpec, shutdown: CancellationTok
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            // The runtime came or went: say so now rather than at the next status post.
+            Ok(()) = oci_ready.changed() => status_at = Instant::now(),
             () = tokio::time::sleep_until(status_at) => {
-                let Some(result) = bounded(&shutdown, heart.post_status(&mut node)).await else {
+                let oci = oci_ready.borrow_and_update().is_some();
+                let Some(result) = bounded(&shutdown, heart.post_status(&mut node, oci)).await else {
                     break;
                 };
                 status_at = Instant::now() + match result {
@@ -230,12 +247,13 @@ struct Heart {
 impl Heart {
     /// Posts the status, registering the Node first when `node` (the API's last copy) is
     /// unknown — at start, or after the Node was deleted.
-    async fn post_status(&self, node: &mut Option<Node>) -> Result<(), Error> {
+    async fn post_status(&self, node: &mut Option<Node>, oci: bool) -> Result<(), Error> {
         for _ in 0..2 {
             let current = match node.take() {
                 Some(n) => n,
                 None => self.register().await?,
             };
+            let current = self.label_oci(current, oci).await?;
             let status = status::build(
                 &self.spec,
                 &self.facts,
@@ -306,6 +324,32 @@ impl Heart {
             .patch(&self.spec.name, &self.params(), &Patch::Merge(&patch))
             .await?;
         tracing::info!(node = %self.spec.name, "the Node is registered already; its labels are updated");
+        Ok(updated)
+    }
+
+    /// Sets or removes the OCI runtime label to match `ready`; the Node as it now is.
+    async fn label_oci(&self, node: Node, ready: bool) -> Result<Node, Error> {
+        let label = sextant_api::runtime::OCI_NODE_LABEL;
+        let has = node
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(label))
+            .is_some_and(|v| v == "true");
+        if has == ready {
+            return Ok(node);
+        }
+        let value = ready.then_some("true");
+        let patch = serde_json::json!({ "metadata": { "labels": { label: value } } });
+        let updated = self
+            .nodes
+            .patch(&self.spec.name, &self.params(), &Patch::Merge(&patch))
+            .await?;
+        if ready {
+            tracing::info!(node = %self.spec.name, "the CRI runtime is ready: the node takes OCI pods");
+        } else {
+            tracing::warn!(node = %self.spec.name, "the CRI runtime is not ready: the node takes no new OCI pods");
+        }
         Ok(updated)
     }
 
@@ -418,7 +462,8 @@ mod tests {
         let client = kube::Client::try_from(config).unwrap();
         let shutdown = CancellationToken::new();
         let spec = NodeSpec::new("n1", IpAddr::V4(Ipv4Addr::LOCALHOST), 10250);
-        let task = tokio::spawn(run(client, spec, shutdown.clone()));
+        let (_oci, oci_ready) = watch::channel(None);
+        let task = tokio::spawn(run(client, spec, oci_ready, shutdown.clone()));
         tokio::time::sleep(Duration::from_millis(1200)).await;
         assert!(!task.is_finished(), "API failures are not fatal");
         shutdown.cancel();

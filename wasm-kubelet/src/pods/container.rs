@@ -1,24 +1,37 @@
 //! One container of a pod, from start to its last exit: each run writes its own log file,
 //! probes watch it, and the restart policy with Kubernetes' back-off decides what follows an
 //! exit.
+//!
+//! A run is one future that ends in an [`Exit`], whichever runtime runs it: wasmtime in this
+//! process ([`Program::Wasm`]), or the CRI runtime ([`Program::Oci`]: create, start, wait,
+//! stop), so restarts, back-off, probes and status are the same code for both.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ContainerPort, ContainerStateTerminated, Probe};
+use k8s_cri::v1::PodSandboxConfig;
+use k8s_openapi::api::core::v1::{Container, ContainerPort, ContainerStateTerminated, Probe};
 use sextant_events::{normal, warning};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::Containers;
 use super::backoff::Backoff;
-use super::probes::{ProbeKind, Prober};
+use super::probes::{ExecProbe, ProbeKind, Prober};
 use super::status::{Board, Slot, now, running, terminated, waiting};
+use crate::cri::{self, Cri};
 use crate::logs::{self, LogWriter, Stream};
-use crate::wasm::{ExitReason, Launch, Mount, Runtime, Workload};
+use crate::wasm::{Exit, ExitReason, Launch, Mount, Runtime, ServiceResolver, Workload};
+
+/// How long past the grace period an OCI container's stop may take: the runtime kills it
+/// when the grace period ends, and answers shortly after.
+const OCI_STOP_MARGIN: Duration = Duration::from_secs(10);
 
 /// When a container restarts after it exits (the pod's `restartPolicy`; init containers
 /// restart on failure unless the pod says Never).
@@ -47,11 +60,34 @@ impl Restart {
     }
 }
 
+/// What runs a container.
+pub enum Program {
+    /// A module compiled for this process's wasmtime.
+    Wasm(Workload),
+    /// An image run by the CRI runtime in the pod's sandbox (boxed: it carries the
+    /// container's spec).
+    Oci(Box<Oci>),
+}
+
+pub struct Oci {
+    pub cri: Cri,
+    pub sandbox_id: String,
+    pub sandbox: Arc<PodSandboxConfig>,
+    /// The image as the runtime knows it (its id), pulled before the pod starts.
+    pub image_ref: String,
+    pub container: Container,
+    /// The runtime's name, the scheme of container ids (`containerd://…`).
+    pub runtime_name: String,
+    /// How long a container killed by its liveness probe may take to stop (the pod's
+    /// `terminationGracePeriodSeconds`, as kubelet uses).
+    pub kill_grace: Duration,
+}
+
 /// Everything needed to start one container, resolved once per pod start.
 pub struct Spec {
     pub slot: Slot,
     pub name: String,
-    pub workload: Workload,
+    pub program: Program,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub mounts: Vec<Mount>,
@@ -59,6 +95,8 @@ pub struct Spec {
     pub cpu_limit_millis: Option<u64>,
     pub listen: Option<SocketAddr>,
     pub outbound: bool,
+    /// Routes the guest's requests to cluster Services.
+    pub services: Option<ServiceResolver>,
     pub pod_ip: IpAddr,
     pub ports: Vec<ContainerPort>,
     pub liveness: Option<Probe>,
@@ -101,6 +139,7 @@ pub struct Runner<'a> {
     pub board: &'a Arc<Board>,
     pub pod_dir: PathBuf,
     pub crash_backoff: (Duration, Duration),
+    pub containers: &'a Containers,
 }
 
 impl Runner<'_> {
@@ -159,29 +198,29 @@ impl Runner<'_> {
         restart_count: i32,
     ) -> Option<(i32, Instant)> {
         let path = logs::path(&self.pod_dir, &spec.name, restart_count);
-        let log = match LogWriter::create(&path) {
-            Ok(l) => l,
-            Err(e) => {
-                // Without a log the container still runs: its output is lost, not the pod.
-                tracing::warn!(path = %path.display(), error = %e, "cannot create the container log");
-                LogWriter::create(std::path::Path::new("/dev/null")).ok()?
-            }
+        // An OCI container's runtime writes its log file itself, in the same format.
+        let log = match &spec.program {
+            Program::Oci(_) => None,
+            Program::Wasm(_) => Some(match LogWriter::create(&path) {
+                Ok(l) => l,
+                Err(e) => {
+                    // Without a log the container still runs: its output is lost, not the pod.
+                    tracing::warn!(path = %path.display(), error = %e, "cannot create the container log");
+                    LogWriter::create(std::path::Path::new("/dev/null")).ok()?
+                }
+            }),
         };
         let started = Instant::now();
         let started_at = now();
         let gated = spec.startup.is_some();
-        self.board.update(|s| {
-            let c = s.container(spec.slot);
-            c.state = Some(running(started_at.clone()));
-            c.started = Some(!gated);
-            c.ready = !gated && spec.readiness.is_none() && matches!(spec.slot, Slot::App(_));
-        });
-        self.board.event(normal(
-            "Started",
-            format!("Started container {}", spec.name),
-        ));
+        // An OCI container is running once the runtime has started it (see `run_oci`).
+        if let Program::Wasm(_) = spec.program {
+            self.mark_running(spec, None);
+        }
 
         let run_token = stop.token.child_token();
+        // The OCI container's id once it runs, for exec probes.
+        let oci_id: Arc<OnceLock<String>> = Arc::default();
         let mut probes = JoinSet::new();
         let probe_stop = CancellationToken::new();
         // Senders of the probes this container lacks, held for the run so that their
@@ -192,6 +231,7 @@ impl Runner<'_> {
             &mut absent,
             &probe_stop,
             spec,
+            &oci_id,
             ProbeKind::Startup,
             &spec.startup,
         );
@@ -200,6 +240,7 @@ impl Runner<'_> {
             &mut absent,
             &probe_stop,
             spec,
+            &oci_id,
             ProbeKind::Liveness,
             &spec.liveness,
         );
@@ -208,22 +249,36 @@ impl Runner<'_> {
             &mut absent,
             &probe_stop,
             spec,
+            &oci_id,
             ProbeKind::Readiness,
             &spec.readiness,
         );
-        let launch = Launch {
-            args: spec.args.clone(),
-            env: spec.env.clone(),
-            mounts: spec.mounts.clone(),
-            stdout: log.clone(),
-            stderr: log.clone(),
-            memory_limit: spec.memory_limit,
-            cpu_limit_millis: spec.cpu_limit_millis,
-            listen: spec.listen,
-            outbound: spec.outbound,
+        let run: Pin<Box<dyn Future<Output = Exit> + Send + '_>> = match (&spec.program, &log) {
+            (Program::Wasm(workload), Some(log)) => {
+                let launch = Launch {
+                    args: spec.args.clone(),
+                    env: spec.env.clone(),
+                    mounts: spec.mounts.clone(),
+                    stdout: log.clone(),
+                    stderr: log.clone(),
+                    memory_limit: spec.memory_limit,
+                    cpu_limit_millis: spec.cpu_limit_millis,
+                    listen: spec.listen,
+                    outbound: spec.outbound,
+                    services: spec.services.clone(),
+                };
+                Box::pin(workload.run(self.runtime, launch, run_token.clone()))
+            }
+            (Program::Oci(oci), _) => {
+                Box::pin(self.run_oci(spec, oci, &path, restart_count, &oci_id, stop, &run_token))
+            }
+            (Program::Wasm(_), None) => unreachable!("wasm containers always get a log writer"),
         };
-        let run = spec.workload.run(self.runtime, launch, run_token.clone());
-        tokio::pin!(run);
+        let margin = match spec.program {
+            Program::Oci(_) => OCI_STOP_MARGIN,
+            Program::Wasm(_) => Duration::ZERO,
+        };
+        let mut run = run;
         let mut is_started = !gated;
         let mut killed: Option<String> = None;
         let mut deadline: Option<tokio::time::Instant> = None;
@@ -232,7 +287,7 @@ impl Runner<'_> {
                 exit = &mut run => break Some(exit),
                 () = sleep_until(deadline), if deadline.is_some() => break None,
                 () = stop.token.cancelled(), if deadline.is_none() => {
-                    deadline = Some(tokio::time::Instant::now() + stop.grace());
+                    deadline = Some(tokio::time::Instant::now() + stop.grace() + margin);
                     self.board.event(normal("Killing", format!("Stopping container {}", spec.name)));
                 }
                 Ok(()) = startup.changed() => match *startup.borrow_and_update() {
@@ -261,12 +316,17 @@ impl Runner<'_> {
                 }
             }
         };
+        drop(run);
         probe_stop.cancel();
         while probes.join_next().await.is_some() {}
-        log.flush();
+        if let Some(log) = &log {
+            log.flush();
+        }
         let (code, reason, message) = match exit {
             None => {
-                log.write(Stream::Stderr, b"killed: the grace period ran out\n");
+                if let Some(log) = &log {
+                    log.write(Stream::Stderr, b"killed: the grace period ran out\n");
+                }
                 (137, "Error".to_owned(), None)
             }
             Some(exit) => match exit.reason {
@@ -276,7 +336,9 @@ impl Runner<'_> {
                 ExitReason::Killed => (exit.code, "Error".to_owned(), killed.or(exit.message)),
             },
         };
-        log.flush();
+        if let Some(log) = &log {
+            log.flush();
+        }
         self.board.update(|s| {
             let c = s.container(spec.slot);
             c.ready = false;
@@ -294,19 +356,124 @@ impl Runner<'_> {
         Some((code, started))
     }
 
+    /// Shows the container running (with its runtime id, for OCI) since now.
+    fn mark_running(&self, spec: &Spec, container_id: Option<String>) {
+        let gated = spec.startup.is_some();
+        self.board.update(|s| {
+            let c = s.container(spec.slot);
+            c.state = Some(running(now()));
+            c.started = Some(!gated);
+            c.ready = !gated && spec.readiness.is_none() && matches!(spec.slot, Slot::App(_));
+            if container_id.is_some() {
+                c.container_id = container_id;
+            }
+        });
+        self.board.event(normal(
+            "Started",
+            format!("Started container {}", spec.name),
+        ));
+    }
+
+    /// One run of an OCI container through the CRI runtime. Its id goes into the status
+    /// (`containerd://…`), the exec table and `oci_id` while it runs.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one run's pieces, all borrowed from run_once"
+    )]
+    async fn run_oci(
+        &self,
+        spec: &Spec,
+        oci: &Oci,
+        log: &std::path::Path,
+        restart_count: i32,
+        oci_id: &Arc<OnceLock<String>>,
+        stop: &Stop,
+        run_token: &CancellationToken,
+    ) -> Exit {
+        let log_path = log
+            .strip_prefix(&self.pod_dir)
+            .unwrap_or(log)
+            .to_string_lossy()
+            .into_owned();
+        let config = cri::container_config(
+            &oci.container,
+            &spec.env,
+            &spec.mounts,
+            &oci.image_ref,
+            restart_count.max(0) as u32,
+            &log_path,
+        );
+        let (namespace, pod) = self.board.read(|s| (s.namespace.clone(), s.name.clone()));
+        let started = |id: &str| {
+            let _ = oci_id.set(id.to_owned());
+            self.containers
+                .set_running(&namespace, &pod, &spec.name, Some(id));
+            self.mark_running(spec, Some(format!("{}://{id}", oci.runtime_name)));
+        };
+        // Deleting the pod stops it within the deletion's grace period; a liveness failure
+        // within the pod's own.
+        let grace = || {
+            if stop.token.is_cancelled() {
+                stop.grace()
+            } else {
+                oci.kill_grace
+            }
+        };
+        let exit = oci
+            .cri
+            .run(
+                &oci.sandbox_id,
+                &oci.sandbox,
+                config,
+                started,
+                run_token.clone(),
+                grace,
+            )
+            .await;
+        self.containers
+            .set_running(&namespace, &pod, &spec.name, None);
+        exit
+    }
+
     /// A probe's task, or a channel that never gives a verdict when the container has none.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one probe's pieces, all borrowed from run_once"
+    )]
     fn probe(
         &self,
         probes: &mut JoinSet<()>,
         absent: &mut Vec<watch::Sender<Option<bool>>>,
         stop: &CancellationToken,
         spec: &Spec,
+        oci_id: &Arc<OnceLock<String>>,
         kind: ProbeKind,
         probe: &Option<Probe>,
     ) -> watch::Receiver<Option<bool>> {
         let (tx, rx) = watch::channel(None);
         if let Some(p) = probe {
-            let prober = Prober::new(kind, p.clone(), spec.pod_ip, spec.ports.clone());
+            let mut prober = Prober::new(kind, p.clone(), spec.pod_ip, spec.ports.clone());
+            if let Program::Oci(oci) = &spec.program {
+                let cri = oci.cri.clone();
+                let id = oci_id.clone();
+                let exec: ExecProbe = Arc::new(move |command, timeout| {
+                    let cri = cri.clone();
+                    let id = id.get().cloned();
+                    Box::pin(async move {
+                        let Some(id) = id else {
+                            return Err("the container has not started yet".to_owned());
+                        };
+                        let out = cri
+                            .exec_sync(&id, command, timeout)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let mut output = out.stdout;
+                        output.extend_from_slice(&out.stderr);
+                        Ok((out.exit_code, String::from_utf8_lossy(&output).into_owned()))
+                    })
+                });
+                prober = prober.with_exec(exec);
+            }
             probes.spawn(prober.run(tx, stop.clone()));
         } else {
             absent.push(tx);

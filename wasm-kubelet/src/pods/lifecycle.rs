@@ -2,10 +2,15 @@
 //!
 //! ```text
 //!   Fetch ──► Prepare ──► Init(0) ──► … ──► Init(n) ──► Run ──► Finished
-//!     │ modules   │ IP, volumes,   one init container      app containers    Succeeded /
-//!     │           │ env            at a time, in order     side by side      Failed
+//!     │ modules,  │ IP, volumes,   one init container      app containers    Succeeded /
+//!     │ images    │ env, sandbox   at a time, in order     side by side      Failed
 //!     └───────────┴──── deleted, gone, or agent stopping (any step) ───► Ending
 //! ```
+//!
+//! Wasm and OCI containers go through the same steps: Fetch compiles modules or has the CRI
+//! runtime pull images, Prepare also starts the pod's CRI sandbox when the pod has an OCI
+//! container (sharing the pod's volumes: an emptyDir is one host directory, preopened for
+//! wasm and bind-mounted for OCI), and each run is an [`Exit`](crate::wasm::Exit) either way.
 //!
 //! Ending is decided outside the steps, by [`watch_ending`]: a deletion (graceful, within
 //! the pod's grace period, then the API object is removed), the object gone from the API
@@ -17,6 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_cri::v1::PodSandboxConfig;
 use k8s_openapi::api::core::v1::{Container, ContainerStateTerminated, ContainerStatus, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Preconditions};
@@ -26,9 +32,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
-use super::container::{Outcome, Restart, Runner, Spec, Stop};
+use super::container::{Oci, Outcome, Program, Restart, Runner, Spec, Stop};
 use super::status::{Board, BoardState, PodPhase, Slot, now, terminated, waiting};
-use super::{Shared, env, static_pods, volumes};
+use super::{Shared, env, service_env, static_pods, volumes};
+use crate::cri;
 use crate::modules::PullPolicy;
 use crate::wasm::{Workload, WorkloadKind};
 
@@ -55,6 +62,14 @@ enum Ending {
     Gone,
     /// The agent is stopping: stop now, keep the pod's directory for the next start.
     Shutdown,
+}
+
+/// A container's code, ready to run.
+#[derive(Clone)]
+enum Fetched {
+    Wasm(Workload),
+    /// An image the CRI runtime holds, by its id.
+    Oci(String),
 }
 
 /// Runs one pod until it ends. `pod` carries the API's latest copy of the object.
@@ -137,8 +152,10 @@ struct PodRun {
     dir: std::path::PathBuf,
     board: Arc<Board>,
     stop: Arc<Stop>,
-    /// Compiled modules of the init containers, then the app containers.
-    workloads: Vec<Option<Workload>>,
+    /// Compiled modules or pulled images of the init containers, then the app containers.
+    fetched: Vec<Option<Fetched>>,
+    /// The pod's CRI sandbox (id and config), once started, when it has OCI containers.
+    sandbox: Option<(String, Arc<PodSandboxConfig>)>,
     specs: Vec<Spec>,
     pod_ip: Option<IpAddr>,
     /// Exit codes of containers that ended before the agent restarted and stay ended.
@@ -211,7 +228,8 @@ impl PodRun {
             pod,
             dir,
             stop: Arc::default(),
-            workloads: vec![None; n],
+            fetched: vec![None; n],
+            sandbox: None,
             specs: Vec::new(),
             pod_ip: None,
             done_before: Vec::new(),
@@ -233,6 +251,16 @@ impl PodRun {
             .enumerate()
             .map(|(i, c)| (Slot::App(i), c));
         init.chain(app)
+    }
+
+    fn has_oci(&self) -> bool {
+        let class = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.runtime_class_name.as_deref());
+        self.containers()
+            .any(|(_, c)| Kind::of_container(c, class) == Kind::Oci)
     }
 
     fn restart(&self) -> Restart {
@@ -345,13 +373,15 @@ impl PodRun {
             .map(|(i, (slot, c))| (i, slot, c.clone()))
             .collect();
         for (i, slot, c) in containers {
-            if self.workloads[i].is_some() {
+            if self.fetched[i].is_some() {
                 continue;
             }
             let image = c.image.clone().unwrap_or_default();
-            if Kind::of_container(&c, class_wasm.then_some(WASM_RUNTIME_CLASS)) == Kind::Oci {
+            let oci = Kind::of_container(&c, class_wasm.then_some(WASM_RUNTIME_CLASS)) == Kind::Oci;
+            if oci && self.shared.cri.is_none() {
                 let message = format!(
-                    "container {} needs an OCI runtime (image {image:?}), and this node runs wasm only",
+                    "container {} needs an OCI runtime (image {image:?}), and this node runs wasm only \
+                     (start its agent with --cri-socket, or let the scheduler pick a node labelled sextant.dev/oci)",
                     c.name
                 );
                 self.board.update(|s| {
@@ -363,16 +393,30 @@ impl PodRun {
                 return Step::Finished;
             }
             let mut backoff = Backoff::new(self.shared.config.pull_backoff);
-            let workload = loop {
-                match self.fetch_one(&c, class_wasm).await {
-                    Ok((digest, w)) => {
+            let fetched = loop {
+                let attempt = if oci {
+                    self.pull_one(&c).await
+                } else {
+                    self.fetch_one(&c, class_wasm).await
+                };
+                match attempt {
+                    Ok((digest, f)) => {
                         let id = self.board.read(|s| format!("wasm://{}/{}", s.uid, c.name));
                         self.board.update(|s| {
                             let st = s.container(slot);
                             st.image_id = digest.clone();
-                            st.container_id = Some(id);
+                            // An OCI container's id comes from the runtime when it starts.
+                            if !oci {
+                                st.container_id = Some(id);
+                            }
                         });
-                        break w;
+                        if oci {
+                            self.board.event(sextant_events::normal(
+                                "Pulled",
+                                format!("Container image {image:?} is present on the node"),
+                            ));
+                        }
+                        break f;
                     }
                     Err((reason, message)) => {
                         self.board.update(|s| {
@@ -396,16 +440,30 @@ impl PodRun {
                     }
                 }
             };
-            self.workloads[i] = Some(workload);
+            self.fetched[i] = Some(fetched);
         }
         Step::Prepare
+    }
+
+    /// Has the CRI runtime pull an OCI container's image (as its pull policy says).
+    async fn pull_one(&self, c: &Container) -> Result<(String, Fetched), (&'static str, String)> {
+        let cri = self.shared.cri.as_ref().expect("checked by fetch");
+        let image = c.image.as_deref().unwrap_or_default();
+        let policy = PullPolicy::from_spec(c.image_pull_policy.as_deref(), image);
+        let auth = self.shared.registry_auth(&self.pod).await;
+        let sandbox = cri::sandbox_config(&self.pod, &self.dir);
+        let id = cri
+            .ensure_image(image, policy, &auth, &sandbox)
+            .await
+            .map_err(|e| (e.reason(), e.to_string()))?;
+        Ok((id.clone(), Fetched::Oci(id)))
     }
 
     async fn fetch_one(
         &self,
         c: &Container,
         class_wasm: bool,
-    ) -> Result<(String, Workload), (&'static str, String)> {
+    ) -> Result<(String, Fetched), (&'static str, String)> {
         let image = c.image.as_deref().unwrap_or_default();
         let policy = PullPolicy::from_spec(c.image_pull_policy.as_deref(), image);
         let auth = self.shared.registry_auth(&self.pod).await;
@@ -421,7 +479,7 @@ impl PodRun {
             .load(&fetched.digest, &fetched.path)
             .await
             .map_err(|e| ("CreateContainerError", e.to_string()))?;
-        Ok((fetched.digest, workload))
+        Ok((fetched.digest, Fetched::Wasm(workload)))
     }
 
     /// Gives the pod its address, volumes and each container's environment.
@@ -455,6 +513,47 @@ impl PodRun {
                 return self.retry_later(Step::Prepare).await;
             }
         };
+        let has_oci = self
+            .fetched
+            .iter()
+            .any(|f| matches!(f, Some(Fetched::Oci(_))));
+        if has_oci && self.sandbox.is_none() {
+            match self.start_sandbox().await {
+                Ok(s) => self.sandbox = Some(s),
+                Err(message) => {
+                    self.board.update(|s| {
+                        s.reason = Some(("FailedCreatePodSandBox".into(), message.clone()))
+                    });
+                    self.board.event(warning(
+                        "FailedCreatePodSandBox",
+                        format!("Failed to create pod sandbox: {message}"),
+                    ));
+                    return self.retry_later(Step::Prepare).await;
+                }
+            }
+            self.board.update(|s| s.reason = None);
+        }
+        let (namespace, pod_name) = self.board.read(|s| (s.namespace.clone(), s.name.clone()));
+        for ((_, c), f) in self.containers().zip(&self.fetched) {
+            let oci = matches!(f, Some(Fetched::Oci(_)));
+            self.shared
+                .containers
+                .add(&namespace, &pod_name, &c.name, oci);
+        }
+        let kill_grace = Duration::from_secs(
+            self.pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+                .unwrap_or(30)
+                .max(0) as u64,
+        );
+        let runtime_name = self
+            .shared
+            .oci_ready
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| "cri".to_owned());
         let node = &self.shared.config.node_name;
         let outbound = self
             .pod
@@ -471,6 +570,7 @@ impl PodRun {
                 let env = env::resolve(&self.shared.client, &self.pod, &c, &ip.to_string(), node)
                     .await
                     .map_err(|e| e.to_string())?;
+                let env = service_env::merge(self.shared.service_env(&self.pod), env);
                 let mounts = volumes
                     .mounts_for_env(&c, &env)
                     .map_err(|e| e.to_string())?;
@@ -489,7 +589,7 @@ impl PodRun {
                     return self.retry_later(Step::Prepare).await;
                 }
             };
-            let workload = self.workloads[i].clone().expect("fetched before prepare");
+            let fetched = self.fetched[i].clone().expect("fetched before prepare");
             let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
             let limit = |name: &str| {
                 limits
@@ -503,8 +603,24 @@ impl PodRun {
                 .flatten()
                 .next()
                 .map_or(DEFAULT_HTTP_PORT, |p| p.container_port as u16);
-            let listen = matches!(workload.kind(), WorkloadKind::HttpService)
+            let listen = matches!(&fetched, Fetched::Wasm(w) if matches!(w.kind(), WorkloadKind::HttpService))
                 .then(|| SocketAddr::new(ip, port));
+            let program = match fetched {
+                Fetched::Wasm(w) => Program::Wasm(w),
+                Fetched::Oci(image_ref) => {
+                    let (sandbox_id, sandbox) = self.sandbox.clone().expect("started above");
+                    let cri = self.shared.cri.clone().expect("checked by fetch");
+                    Program::Oci(Box::new(Oci {
+                        cri,
+                        sandbox_id,
+                        sandbox,
+                        image_ref,
+                        container: c.clone(),
+                        runtime_name: runtime_name.clone(),
+                        kill_grace,
+                    }))
+                }
+            };
             specs.push(Spec {
                 slot,
                 name: c.name.clone(),
@@ -515,6 +631,7 @@ impl PodRun {
                 cpu_limit_millis: limit("cpu").map(|m| m as u64),
                 listen,
                 outbound,
+                services: self.shared.service_resolver(&self.pod),
                 pod_ip: ip,
                 ports: c.ports.clone().unwrap_or_default(),
                 liveness: c.liveness_probe.clone(),
@@ -525,7 +642,7 @@ impl PodRun {
                     (Slot::Init(_), _) => Restart::OnFailure,
                     (Slot::App(_), r) => r,
                 },
-                workload,
+                program,
             });
         }
         self.specs = specs;
@@ -550,7 +667,21 @@ impl PodRun {
             board: &self.board,
             pod_dir: self.dir.clone(),
             crash_backoff: self.shared.config.crash_backoff,
+            containers: &self.shared.containers,
         }
+    }
+
+    /// The pod's CRI sandbox: the one a previous run of the agent left (still ready), or a
+    /// new one.
+    async fn start_sandbox(&self) -> Result<(String, Arc<PodSandboxConfig>), String> {
+        let cri = self.shared.cri.as_ref().expect("checked by fetch");
+        let config = Arc::new(cri::sandbox_config(&self.pod, &self.dir));
+        let uid = self.pod.uid().unwrap_or_default();
+        if let Ok(Some(id)) = cri.find_sandbox(&uid).await {
+            return Ok((id, config));
+        }
+        let id = cri.run_sandbox(&config).await.map_err(|e| e.to_string())?;
+        Ok((id, config))
     }
 
     async fn init(&mut self, i: usize) -> Step {
@@ -655,6 +786,14 @@ impl PodRun {
         let b = &self.board;
         let (ns, name, uid) = b.read(|s| (s.namespace.clone(), s.name.clone(), s.uid.clone()));
         self.shared.reporter.forget(&ns, &name, &uid);
+        self.shared.containers.remove_pod(&ns, &name);
+        // By the pod's uid, so that a sandbox left by an earlier run of the agent goes too.
+        if let Some(cri) = &self.shared.cri
+            && self.has_oci()
+            && let Err(e) = cri.remove_pod(&uid).await
+        {
+            tracing::warn!(pod = %name, error = %e, "cannot remove the pod's sandbox; it is removed when the pod's containers are cleaned up next");
+        }
         volumes::remove(&self.dir).await;
         if let Some(IpAddr::V4(ip)) = self.pod_ip {
             self.shared.ipam.release(ip);

@@ -13,9 +13,11 @@
 mod backoff;
 mod container;
 pub mod env;
+mod exec;
 mod ipam;
 mod lifecycle;
 pub mod probes;
+mod service_env;
 mod sources;
 mod static_pods;
 mod status;
@@ -35,11 +37,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use exec::{Containers, ExecTargets};
 pub use ipam::Ipam;
 pub use lifecycle::OUTBOUND_ANNOTATION;
 pub(crate) use status::Reporter;
 
 use crate::config::Config;
+use crate::cri::Cri;
 use crate::modules::{self, Fetcher, RegistryAuth};
 use crate::wasm::Runtime;
 
@@ -51,6 +55,14 @@ pub(crate) struct Shared {
     pub fetcher: Fetcher,
     pub ipam: Ipam,
     pub reporter: Arc<Reporter>,
+    /// The CRI runtime for OCI containers, when the node has one.
+    pub cri: Option<Cri>,
+    /// The runtime's name while it answers ready (container ids are `NAME://ID`).
+    pub oci_ready: watch::Receiver<Option<String>>,
+    /// Every container's runtime and CRI id, for exec.
+    pub containers: Containers,
+    /// The cluster's Services and their ready endpoints (the node's proxy keeps it).
+    pub services: crate::proxy::ServiceTable,
 }
 
 impl Shared {
@@ -90,6 +102,37 @@ impl Shared {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot record the pod's address");
         }
         Some(ip.into())
+    }
+
+    /// How the pod's wasm containers reach cluster Services (the node's service table, from
+    /// the pod's namespace).
+    pub fn service_resolver(&self, pod: &Pod) -> Option<crate::wasm::ServiceResolver> {
+        use crate::wasm::ServiceRoute;
+        let table = self.services.clone();
+        let namespace = pod.namespace().unwrap_or_default();
+        Some(Arc::new(move |host: &str, port: u16| {
+            if let Some(endpoint) = table.resolve(host, port, &namespace) {
+                return Some(ServiceRoute::Endpoint(endpoint));
+            }
+            let bare_service =
+                !host.contains('.') && table.services_in(&namespace).iter().any(|s| s.name == host);
+            (table.is_cluster_name(host) || bare_service).then_some(ServiceRoute::NoEndpoint)
+        }))
+    }
+
+    /// The Service environment variables of a pod's containers (see `service_env.rs`).
+    pub fn service_env(&self, pod: &Pod) -> Vec<(String, String)> {
+        let namespace = pod.namespace().unwrap_or_default();
+        let mut services = self.services.services_in(&namespace);
+        if namespace != "default" {
+            services.extend(
+                self.services
+                    .services_in("default")
+                    .into_iter()
+                    .filter(|s| s.name == "kubernetes"),
+            );
+        }
+        service_env::vars(pod, &services)
     }
 
     /// Registry credentials from the pod's `imagePullSecrets`; a secret that cannot be read

@@ -9,15 +9,19 @@
 //!
 //! Handlers: `httpGet` (2xx/3xx is success; HTTPS without certificate verification, as the
 //! kubelet does; redirects followed only to the same host) and `tcpSocket` (a connection
-//! within the timeout). `exec` and `grpc` probes cannot run against a wasm module; they fail
-//! with a message that says so (logged once per prober), so the container's events tell why.
+//! within the timeout). `exec` probes run in OCI containers through the CRI runtime's
+//! ExecSync (exit code 0 is success); a wasm module has no processes to exec, and `grpc`
+//! probes are not supported: those fail with a message that says so (logged once per
+//! prober), so the container's events tell why.
 //!
 //! A startup probe stops once it has succeeded: Kubernetes runs it only until the container
 //! has started. Every prober also ends when `stop` fires or its verdict receiver is dropped.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use futures::future::BoxFuture;
 
 use k8s_openapi::api::core::v1::{ContainerPort, HTTPGetAction, Probe, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -43,6 +47,14 @@ impl ProbeKind {
     }
 }
 
+/// Runs a command in the container within a timeout: its exit code and output, or why it
+/// could not run. Given to OCI containers' probers.
+pub type ExecProbe = Arc<
+    dyn Fn(Vec<String>, Duration) -> BoxFuture<'static, Result<(i32, String), String>>
+        + Send
+        + Sync,
+>;
+
 /// A threshold-confirmed result with the message of the last probe (empty on success).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -51,8 +63,8 @@ pub struct Verdict {
 }
 
 /// One probe of one container.
-#[derive(Debug)]
 pub struct Prober {
+    exec: Option<ExecProbe>,
     kind: ProbeKind,
     probe: Probe,
     pod_ip: IpAddr,
@@ -76,6 +88,7 @@ impl Prober {
         let count =
             |v: Option<i32>, default: u32| v.filter(|v| *v > 0).map_or(default, |v| v as u32);
         Prober {
+            exec: None,
             kind,
             initial_delay: Duration::from_secs(
                 probe.initial_delay_seconds.unwrap_or(0).max(0) as u64
@@ -92,6 +105,12 @@ impl Prober {
             pod_ip,
             ports,
         }
+    }
+
+    /// Lets `exec` probes run, through `exec` (an OCI container's runtime).
+    pub fn with_exec(mut self, exec: ExecProbe) -> Prober {
+        self.exec = Some(exec);
+        self
     }
 
     /// Probes until `stop`, publishing `Some(true)`/`Some(false)` as thresholds are met
@@ -182,6 +201,25 @@ impl Prober {
             self.http(http).await
         } else if let Some(tcp) = &self.probe.tcp_socket {
             self.tcp(tcp).await
+        } else if let (Some(action), Some(exec)) = (&self.probe.exec, &self.exec) {
+            let command = action.command.clone().unwrap_or_default();
+            if command.is_empty() {
+                return Err("the exec probe has no command".to_owned());
+            }
+            // The runtime bounds the command by the timeout; this bounds the call itself.
+            let call = exec(command.clone(), self.timeout);
+            match tokio::time::timeout(self.timeout + Duration::from_secs(5), call).await {
+                Ok(Ok((0, _))) => Ok(()),
+                Ok(Ok((code, output))) => Err(format!(
+                    "command {command:?} exited with {code}: {}",
+                    output.trim()
+                )),
+                Ok(Err(e)) => Err(format!("command {command:?} could not run: {e}")),
+                Err(_) => Err(format!(
+                    "command {command:?} timed out after {:?}",
+                    self.timeout
+                )),
+            }
         } else {
             let message = if self.probe.exec.is_some() {
                 unsupported("exec")

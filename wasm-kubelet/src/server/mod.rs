@@ -1,5 +1,6 @@
-//! The kubelet's own HTTPS endpoint: container logs (which the API server proxies
-//! `pods/log` to), health and metrics, on the paths a Kubernetes kubelet serves them.
+//! The kubelet's own HTTPS endpoint: container logs and exec sessions (which the API server
+//! proxies `pods/log` and `pods/exec` to), health and metrics, on the paths a Kubernetes
+//! kubelet serves them.
 //!
 //! Only the control plane may call it: TLS requires a client certificate signed by the cluster
 //! CA with the clientAuth usage (the API server's kubelet-client certificate). Logs are read
@@ -7,17 +8,20 @@
 //! in-memory state and keeps serving the logs of a restarted agent.
 //!
 //! One task accepts; each connection is a task in a `JoinSet` it owns, so no connection
-//! outlives [`serve`]; follow streams end with the shutdown token too.
+//! outlives [`serve`]; follow streams and exec sessions (upgraded connections, which hyper no
+//! longer tracks) end with the shutdown token too.
 
+pub mod exec;
 mod logs;
 mod metrics;
+mod spdy;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{MethodFilter, get, on};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -28,6 +32,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use exec::{ExecBackend, ExecError, ExecRequest};
 
 /// A TLS handshake that has not finished by then belongs to a client not worth waiting for.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,6 +61,10 @@ pub(crate) struct State {
     pub data_dir: PathBuf,
     /// Follow streams end with it, so a stopping agent is not held open by `kubectl logs -f`.
     pub shutdown: CancellationToken,
+    /// Where exec sessions go; without one, exec answers 503.
+    pub exec: Option<Arc<dyn ExecBackend>>,
+    /// The exec sessions under way, waited for when the endpoint stops.
+    pub sessions: TaskTracker,
 }
 
 /// TLS for the endpoint: serves `cert_pem`/`key_pem` and admits only clients whose
@@ -93,20 +104,39 @@ fn router(state: State) -> Router {
             "/containerLogs/{namespace}/{pod}/{container}",
             get(logs::container_logs),
         )
+        .route(
+            "/exec/{namespace}/{pod}/{container}",
+            on(MethodFilter::GET.or(MethodFilter::POST), exec::exec),
+        )
         .with_state(state)
 }
 
 /// Serves the endpoint on `listener` until `shutdown`, then lets in-flight requests finish
-/// (follow streams end at once) for a few seconds before closing what is left.
+/// (follow streams end at once) for a few seconds before closing what is left. Exec answers
+/// 503: [`serve_with`] gives it a backend.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     data_dir: PathBuf,
     shutdown: CancellationToken,
 ) {
+    serve_with(listener, tls, data_dir, None, shutdown).await
+}
+
+/// [`serve`], with exec sessions going to `exec`.
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    data_dir: PathBuf,
+    exec: Option<Arc<dyn ExecBackend>>,
+    shutdown: CancellationToken,
+) {
+    let sessions = TaskTracker::new();
     let app = router(State {
         data_dir,
         shutdown: shutdown.clone(),
+        exec,
+        sessions: sessions.clone(),
     });
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
@@ -137,7 +167,9 @@ pub async fn serve(
                 Err(_) => return,
             };
             let builder = Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
+            // With upgrades: exec sessions switch to WebSocket or SPDY.
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(app));
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "kubelet endpoint: connection ended with an error");
             }
@@ -149,7 +181,14 @@ pub async fn serve(
         () = tokio::time::sleep(DRAIN) => tracing::warn!("kubelet endpoint: connections still open after {DRAIN:?}; closing them"),
     }
     tasks.shutdown().await;
+    // Exec sessions saw the token too; they end as soon as their connections close.
+    sessions.close();
+    if tokio::time::timeout(DRAIN, sessions.wait()).await.is_err() {
+        tracing::warn!("kubelet endpoint: exec sessions still open after {DRAIN:?}");
+    }
 }
 
+#[cfg(test)]
+mod exec_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -60,7 +60,10 @@ pub async fn run_component(
     };
     let limiter = MemoryLimiter::new(launch.memory_limit);
     let refused = limiter.refused();
-    let mut store = Store::new(rt.engine(), Host::new(wasi, launch.outbound, limiter));
+    let mut store = Store::new(
+        rt.engine(),
+        Host::new(wasi, launch.outbound, launch.services.clone(), limiter),
+    );
     limits::install(&mut store, launch.cpu_limit_millis);
     let run = async {
         let command = pre

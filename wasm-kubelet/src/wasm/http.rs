@@ -137,7 +137,12 @@ impl Service {
         let refused = limiter.refused();
         let mut store = Store::new(
             self.rt.engine(),
-            Host::new(wasi, self.launch.outbound, limiter),
+            Host::new(
+                wasi,
+                self.launch.outbound,
+                self.launch.services.clone(),
+                limiter,
+            ),
         );
         limits::install(&mut store, self.launch.cpu_limit_millis);
         let (tx, rx) = tokio::sync::oneshot::channel();

@@ -100,6 +100,23 @@ pub struct Launch {
     pub listen: Option<SocketAddr>,
     /// May the guest open outbound connections and send HTTP requests.
     pub outbound: bool,
+    /// Where a request to a cluster Service goes (`http://name.ns.svc…/` or a ClusterIP):
+    /// the node's service table, seen from the pod's namespace. Such requests are always
+    /// allowed, as pod-to-Service traffic is in Kubernetes; `outbound` governs the rest.
+    pub services: Option<ServiceResolver>,
+}
+
+/// Picks a Ready endpoint for a Service host (a cluster name or ClusterIP) and port; `None`
+/// when the host is not a Service (or has no ready endpoint).
+pub type ServiceResolver = std::sync::Arc<dyn Fn(&str, u16) -> Option<ServiceRoute> + Send + Sync>;
+
+/// How a request to a cluster host is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceRoute {
+    /// Send it to this endpoint.
+    Endpoint(SocketAddr),
+    /// The host is a Service that has no ready endpoint.
+    NoEndpoint,
 }
 
 /// A host directory the guest sees as a preopened directory at `guest`.

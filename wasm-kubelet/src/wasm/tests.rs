@@ -71,6 +71,7 @@ impl Fixture {
             cpu_limit_millis: None,
             listen: None,
             outbound: false,
+            services: None,
         }
     }
 

@@ -16,8 +16,10 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-use super::Launch;
+use std::net::SocketAddr;
+
 use super::limits::{Limited, MemoryLimiter};
+use super::{Launch, ServiceResolver, ServiceRoute};
 use crate::logs::{LogWriter, Stream};
 
 /// Most bytes a guest may hand over in one write: matches what wasmtime-wasi's own stdio
@@ -145,12 +147,13 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(wasi: WasiCtx, outbound: bool, limiter: MemoryLimiter) -> Host {
-        let hooks: Box<dyn WasiHttpHooks> = if outbound {
-            Box::new(OutboundAllowed)
-        } else {
-            Box::new(OutboundDenied)
-        };
+    pub fn new(
+        wasi: WasiCtx,
+        outbound: bool,
+        services: Option<ServiceResolver>,
+        limiter: MemoryLimiter,
+    ) -> Host {
+        let hooks: Box<dyn WasiHttpHooks> = Box::new(Outbound { outbound, services });
         Host {
             wasi,
             table: ResourceTable::new(),
@@ -186,29 +189,78 @@ impl WasiHttpView for Host {
     }
 }
 
-/// Outgoing `wasi:http` requests go out as wasmtime-wasi-http sends them by default.
-struct OutboundAllowed;
-
-impl WasiHttpHooks for OutboundAllowed {}
-
-/// Outgoing `wasi:http` requests are answered with `HTTP-request-denied` without leaving
-/// the node.
-struct OutboundDenied;
+/// Where outgoing `wasi:http` requests go: requests to a cluster Service (its name or
+/// ClusterIP) are sent straight to one of its ready endpoints, chosen by the node's service
+/// table, so no DNS or iptables is needed; anything else leaves the node only when the pod
+/// allows outbound traffic, and is otherwise answered with `HTTP-request-denied`.
+struct Outbound {
+    outbound: bool,
+    services: Option<ServiceResolver>,
+}
 
 type SendResult = wasmtime_wasi_http::Result<(
     http::Response<wasmtime_wasi_http::WasiBody>,
     Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
 )>;
 
-impl WasiHttpHooks for OutboundDenied {
+impl Outbound {
+    /// The endpoint a request to a Service goes to, `Err` if the host is a Service with no
+    /// ready endpoint, `Ok(None)` if the host is not a Service.
+    fn route(&self, uri: &http::Uri) -> Result<Option<SocketAddr>, ()> {
+        let (Some(services), Some(host)) = (&self.services, uri.host()) else {
+            return Ok(None);
+        };
+        let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        match services(host, port) {
+            Some(ServiceRoute::Endpoint(addr)) => Ok(Some(addr)),
+            Some(ServiceRoute::NoEndpoint) => Err(()),
+            None => Ok(None),
+        }
+    }
+}
+
+impl WasiHttpHooks for Outbound {
     fn send_request(
         &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        mut request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        tracing::debug!(uri = %request.uri(), "outbound HTTP denied for this pod");
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+        let route = self.route(request.uri());
+        match route {
+            Ok(Some(endpoint)) => {
+                // The Host header keeps the name the guest asked for.
+                if let Some(authority) = request.uri().authority().cloned()
+                    && !request.headers().contains_key(http::header::HOST)
+                    && let Ok(value) = http::HeaderValue::from_str(authority.as_str())
+                {
+                    request.headers_mut().insert(http::header::HOST, value);
+                }
+                let mut parts = request.uri().clone().into_parts();
+                parts.authority = endpoint.to_string().parse().ok();
+                if let Ok(uri) = http::Uri::from_parts(parts) {
+                    *request.uri_mut() = uri;
+                }
+            }
+            Ok(None) if self.outbound => {}
+            Ok(None) => {
+                tracing::debug!(uri = %request.uri(), "outbound HTTP denied for this pod");
+                return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+            }
+            Err(()) => {
+                tracing::debug!(uri = %request.uri(), "the Service has no ready endpoint");
+                return Box::new(async { Err(wasmtime_wasi_http::Error::ConnectionRefused) });
+            }
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
     }
 }
 
@@ -218,7 +270,10 @@ mod tests {
 
     #[tokio::test]
     async fn denied_outbound_http_never_leaves_the_node() {
-        let mut hooks = OutboundDenied;
+        let mut hooks = Outbound {
+            outbound: false,
+            services: None,
+        };
         let request = http::Request::builder()
             .uri("http://127.0.0.1:9/")
             .body(wasmtime_wasi_http::WasiBody::default())
