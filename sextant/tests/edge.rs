@@ -255,7 +255,7 @@ fn static_pods_run_without_the_api_and_are_mirrored_when_it_returns() {
     std::fs::create_dir_all(&manifests).unwrap();
     std::fs::write(
         manifests.join("ticker.yaml"),
-        manifest("ticker", "pod.yaml"),
+        manifest("edge", "ticker.yaml"),
     )
     .unwrap();
     let kubelet = Kubelet::start(server_dir.path(), &addr, "edge-3", node_dir.path());
