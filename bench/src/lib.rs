@@ -7,19 +7,24 @@
 //! - [`store`]: the replicated store (write throughput on 1 and 3 nodes, watch fan-out);
 //! - [`scheduler`]: pods bound per second on 1,000 simulated nodes;
 //! - [`pods`]: wasm pods' create→Running, density and the agent's footprint;
+//! - [`pods`] also measures OCI pods through containerd beside wasm ones when
+//!   `SEXTANT_CRI_SOCKET` is set;
 //! - [`api`]: the API server over HTTPS as kube-rs sees it: latency, throughput, watch
 //!   delivery and lists of many pods;
-//! - [`server`]: the release `sextant server` as a child process, shared by the last two.
+//! - [`serving`]: a wasm HTTP service's requests/s and latency under load, against a native
+//!   hyper server, and a fresh pod's first request;
+//! - [`server`]: the release `sextant server` as a child process, shared by the last three.
 
 pub mod api;
 pub mod pods;
 pub mod report;
 pub mod scheduler;
 pub mod server;
+pub mod serving;
 pub mod store;
 
 /// Every suite, in the order a full run takes them.
-pub const SUITES: &[&str] = &["store", "scheduler", "pods", "api"];
+pub const SUITES: &[&str] = &["store", "scheduler", "pods", "api", "serving"];
 
 pub async fn run_suite(name: &str, quick: bool) -> anyhow::Result<report::Report> {
     match name {
@@ -27,6 +32,7 @@ pub async fn run_suite(name: &str, quick: bool) -> anyhow::Result<report::Report
         "scheduler" => scheduler::run(quick).await,
         "pods" => pods::run(quick).await,
         "api" => api::run(quick).await,
+        "serving" => serving::run(quick).await,
         other => anyhow::bail!("unknown suite {other:?}; suites are: {}", SUITES.join(", ")),
     }
 }

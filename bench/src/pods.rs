@@ -15,6 +15,12 @@
 //!    per pod), and a sample of pods asked for `/healthz` on their pod IP.
 //! 5. Footprint: the RSS of an idle server without agent, with agent, and of an idle
 //!    `wasm-kubelet` process, each read a few seconds after it settled.
+//! 6. OCI beside wasm (issue #6), when `SEXTANT_CRI_SOCKET` names a containerd (as
+//!    `scripts/containerd.sh start` prints it): a server with `--cri-socket` runs one busybox
+//!    pod at a time through CRI, alternating with one `ticker` wasm pod at a time on the same
+//!    node in the same run, each deleted (and gone) before the next; create→Running and
+//!    delete→gone of both, and the ratio OCI/wasm. Without the variable the section is
+//!    skipped, saying so.
 //!
 //! The binaries are looked up beside this one (`target/release/`), the modules in
 //! `target/wasm32-wasip2/release/`: build them with
@@ -28,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
@@ -56,15 +62,16 @@ const HTTP_SAMPLE: usize = 5;
 /// How long a process is left alone before its idle RSS is read.
 const SETTLE: Duration = Duration::from_secs(3);
 
-/// Where the binaries and example modules this suite runs are.
-struct Binaries {
-    sextant: PathBuf,
+/// Where the binaries and example modules this suite (and `serving`) runs are.
+pub(crate) struct Binaries {
+    pub(crate) sextant: PathBuf,
     kubelet: PathBuf,
-    examples: PathBuf,
+    /// `target/wasm32-wasip2/release/`, what manifests' `SEXTANT_EXAMPLES` stands for.
+    pub(crate) examples: PathBuf,
 }
 
 impl Binaries {
-    fn find() -> anyhow::Result<Binaries> {
+    pub(crate) fn find() -> anyhow::Result<Binaries> {
         let release = release_dir()?;
         let target = release
             .parent()
@@ -90,14 +97,18 @@ impl Binaries {
         Ok(b)
     }
 
-    fn module(&self, name: &str) -> PathBuf {
+    pub(crate) fn module(&self, name: &str) -> PathBuf {
         self.examples.join(format!("{name}.wasm"))
     }
 }
 
 /// A server on a fresh data dir with loopback pod addresses; with its node agent (named
-/// [`NODE`], and waited for until Ready) when `agent`.
-async fn start_server(bins: &Binaries, agent: bool) -> anyhow::Result<Server> {
+/// [`NODE`], and waited for until Ready) when `agent`; `extra` are more server arguments.
+pub(crate) async fn start_server(
+    bins: &Binaries,
+    agent: bool,
+    extra: &[&str],
+) -> anyhow::Result<Server> {
     let mut args = vec![
         "--cluster-cidr",
         CLUSTER_CIDR,
@@ -109,6 +120,7 @@ async fn start_server(bins: &Binaries, agent: bool) -> anyhow::Result<Server> {
     } else {
         args.push("--disable-agent");
     }
+    args.extend(extra);
     let server = Server::start(&bins.sextant, &args).await?;
     if agent {
         server.wait_node_ready(NODE).await?;
@@ -120,11 +132,13 @@ fn pods(server: &Server) -> Api<Pod> {
     Api::namespaced(server.client.clone(), NAMESPACE)
 }
 
-/// When the watch first showed each pod, and first showed it Running (with its IP).
+/// When the watch first showed each pod, first showed it Running (with its IP), and
+/// delivered its deletion.
 #[derive(Default)]
 struct Seen {
     added: HashMap<String, Instant>,
     running: HashMap<String, (Instant, Option<String>)>,
+    gone: HashMap<String, Instant>,
 }
 
 /// One watch on the namespace's pods, timestamping what it delivers.
@@ -186,6 +200,7 @@ impl Tracker {
                         if let Some(v) = &pod.metadata.resource_version {
                             rv.clone_from(v);
                         }
+                        self.record_gone(&pod, now);
                     }
                     WatchEvent::Bookmark(b) => rv = b.metadata.resource_version,
                     WatchEvent::Error(e) => anyhow::bail!("the pod watch failed: {e:?}"),
@@ -211,6 +226,19 @@ impl Tracker {
                 seen.running.entry(name).or_insert((now, ip));
             }
         }
+        self.changed.notify_waiters();
+    }
+
+    fn record_gone(&self, pod: &Pod, now: Instant) {
+        let Some(name) = pod.metadata.name.clone() else {
+            return;
+        };
+        self.seen
+            .lock()
+            .expect("the tracker's lock is never poisoned")
+            .gone
+            .entry(name)
+            .or_insert(now);
         self.changed.notify_waiters();
     }
 
@@ -288,10 +316,26 @@ async fn create_to_running(
     name: &str,
     module: &Path,
 ) -> anyhow::Result<f64> {
-    let p = pod(name, module, None)?;
+    time_to_running(api, tracker, &pod(name, module, None)?).await
+}
+
+/// Milliseconds from the start of the create call of `p` to the watch showing it Running.
+async fn time_to_running(api: &Api<Pod>, tracker: &Tracker, p: &Pod) -> anyhow::Result<f64> {
+    let name = p.metadata.name.as_deref().context("the pod has no name")?;
     let start = Instant::now();
-    api.create(&PostParams::default(), &p).await?;
+    api.create(&PostParams::default(), p).await?;
     let at = tracker.running(api, name).await?;
+    Ok(ms(at - start))
+}
+
+/// Milliseconds from the start of a graceful delete of `name` to the watch delivering its
+/// deletion (the object gone from the store).
+async fn delete_to_gone(api: &Api<Pod>, tracker: &Tracker, name: &str) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    api.delete(name, &DeleteParams::default()).await?;
+    let at = tracker
+        .wait(&format!("pod {name} gone"), |s| s.gone.get(name).copied())
+        .await?;
     Ok(ms(at - start))
 }
 
@@ -422,7 +466,7 @@ async fn one_at_a_time(
     report: &mut Report,
     stuck: &mut usize,
 ) -> anyhow::Result<f64> {
-    let server = start_server(bins, true).await?;
+    let server = start_server(bins, true, &[]).await?;
     let api = pods(&server);
     let stop = CancellationToken::new();
     let (tracker, watch) = Tracker::start(api.clone(), stop.clone()).await?;
@@ -485,7 +529,7 @@ async fn at_once(
     report: &mut Report,
     stuck: &mut usize,
 ) -> anyhow::Result<()> {
-    let server = start_server(bins, true).await?;
+    let server = start_server(bins, true, &[]).await?;
     let api = pods(&server);
     let stop = CancellationToken::new();
     let (tracker, watch) = Tracker::start(api.clone(), stop.clone()).await?;
@@ -550,7 +594,7 @@ async fn density(
     report: &mut Report,
     stuck: &mut usize,
 ) -> anyhow::Result<()> {
-    let server = start_server(bins, true).await?;
+    let server = start_server(bins, true, &[]).await?;
     let api = pods(&server);
     let stop = CancellationToken::new();
     let (tracker, watch) = Tracker::start(api.clone(), stop.clone()).await?;
@@ -640,7 +684,7 @@ fn mb(kib: u64) -> f64 {
 /// Section 5: idle RSS of a server without agent, of a `wasm-kubelet` joined to it, and of
 /// a server with its embedded agent.
 async fn footprint(bins: &Binaries, report: &mut Report) -> anyhow::Result<()> {
-    let server = start_server(bins, false).await?;
+    let server = start_server(bins, false, &[]).await?;
     tokio::time::sleep(SETTLE).await;
     let bare = server.process.rss_kib()?;
 
@@ -668,7 +712,7 @@ async fn footprint(bins: &Binaries, report: &mut Report) -> anyhow::Result<()> {
     kubelet.stop(Duration::from_secs(15)).await;
     server.stop().await;
 
-    let server = start_server(bins, true).await?;
+    let server = start_server(bins, true, &[]).await?;
     tokio::time::sleep(SETTLE).await;
     let with_agent = server.process.rss_kib()?;
     server.stop().await;
@@ -694,6 +738,131 @@ async fn footprint(bins: &Binaries, report: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The local image `scripts/containerd.sh` imports.
+const OCI_IMAGE: &str = "sextant.local/busybox:1";
+/// The node label the agent sets while its container runtime answers.
+const OCI_LABEL: &str = "sextant.dev/oci";
+
+/// A busybox pod that idles until SIGTERM and then exits at once, so its deletion measures
+/// the runtime, not the grace period.
+fn oci_pod(name: &str) -> anyhow::Result<Pod> {
+    Ok(serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": "bench"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "c",
+                "image": OCI_IMAGE,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
+            }],
+        },
+    }))?)
+}
+
+/// Waits until the node carries `sextant.dev/oci: "true"`, so OCI pods can be scheduled.
+async fn wait_oci_label(server: &Server, socket: &str) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(server.client.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let node = nodes.get(NODE).await?;
+        if node
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(OCI_LABEL))
+            .is_some_and(|v| v == "true")
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "node {NODE} got no {OCI_LABEL}=true label within 60 s: is containerd answering \
+             on {socket}? (`scripts/containerd.sh start` starts one and prints its socket)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Section 6: one OCI busybox pod at a time beside one wasm ticker pod at a time, alternating
+/// on the same node, each deleted and gone before the next is created.
+async fn oci_beside_wasm(
+    bins: &Binaries,
+    socket: &str,
+    n: usize,
+    report: &mut Report,
+    stuck: &mut usize,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        Path::new(socket).exists(),
+        "SEXTANT_CRI_SOCKET is {socket}, but nothing is there: start containerd with \
+         `scripts/containerd.sh start` (it prints the socket)"
+    );
+    let server = start_server(bins, true, &["--cri-socket", socket]).await?;
+    wait_oci_label(&server, socket).await?;
+    let api = pods(&server);
+    let stop = CancellationToken::new();
+    let (tracker, watch) = Tracker::start(api.clone(), stop.clone()).await?;
+    let ticker = bins.module("ticker");
+
+    // The first of each kind is apart: the wasm module is fetched and compiled, the runtime
+    // sets up its first sandbox.
+    let cold_oci = time_to_running(&api, &tracker, &oci_pod("oci-cold")?).await?;
+    delete_to_gone(&api, &tracker, "oci-cold").await?;
+    create_to_running(&api, &tracker, "wasm-cold", &ticker).await?;
+    delete_to_gone(&api, &tracker, "wasm-cold").await?;
+
+    let (mut oci, mut wasm) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut oci_gone, mut wasm_gone) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        let name = format!("wasm-{i}");
+        wasm.push(create_to_running(&api, &tracker, &name, &ticker).await?);
+        wasm_gone.push(delete_to_gone(&api, &tracker, &name).await?);
+        let name = format!("oci-{i}");
+        oci.push(time_to_running(&api, &tracker, &oci_pod(&name)?).await?);
+        oci_gone.push(delete_to_gone(&api, &tracker, &name).await?);
+    }
+    clear(&server, stuck).await?;
+
+    let wasm_median = median(&mut wasm.clone());
+    let wasm_gone_median = median(&mut wasm_gone.clone());
+    report.figures.push(single(
+        "create→Running, first OCI busybox pod on a fresh node (first sandbox)".into(),
+        "ms",
+        cold_oci,
+        None,
+    ));
+    report.figures.push(latency_figure(
+        "create→Running, one wasm ticker pod at a time, alternating with OCI pods".into(),
+        wasm,
+        None,
+        None,
+    ));
+    report.figures.push(latency_figure(
+        format!("create→Running, one OCI busybox pod at a time through containerd ({OCI_IMAGE})"),
+        oci,
+        Some(("wasm ticker pod, same run", wasm_median)),
+        None,
+    ));
+    report.figures.push(latency_figure(
+        "delete→gone, wasm ticker pod (graceful, grace period 1 s)".into(),
+        wasm_gone,
+        None,
+        None,
+    ));
+    report.figures.push(latency_figure(
+        "delete→gone, OCI busybox pod (graceful; its shell exits on SIGTERM)".into(),
+        oci_gone,
+        Some(("wasm ticker pod, same run", wasm_gone_median)),
+        None,
+    ));
+
+    stop.cancel();
+    watch.await??;
+    server.stop().await;
+    Ok(())
+}
+
 pub async fn run(quick: bool) -> anyhow::Result<Report> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let bins = Binaries::find()?;
@@ -701,6 +870,16 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
     let (n, rounds, idle) = if quick { (10, 1, 200) } else { (30, 3, 1_000) };
     let mut stuck = 0;
     let floor = one_at_a_time(&bins, n, &mut report, &mut stuck).await?;
+    match std::env::var("SEXTANT_CRI_SOCKET") {
+        Ok(socket) if !socket.is_empty() => {
+            oci_beside_wasm(&bins, &socket, n, &mut report, &mut stuck).await?;
+        }
+        _ => println!(
+            "pods: the OCI figures are skipped: SEXTANT_CRI_SOCKET is not set. Start a \
+             containerd with `scripts/containerd.sh start` and export the socket it prints \
+             as SEXTANT_CRI_SOCKET to measure OCI pods beside wasm ones."
+        ),
+    }
     at_once(&bins, 100, rounds, floor, &mut report, &mut stuck).await?;
     density(&bins, idle, &mut report, &mut stuck).await?;
     footprint(&bins, &mut report).await?;

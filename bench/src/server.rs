@@ -185,7 +185,8 @@ impl Server {
     }
 }
 
-fn free_addr() -> anyhow::Result<String> {
+/// `127.0.0.1:PORT` with a port the kernel just handed out and that is free again.
+pub fn free_addr() -> anyhow::Result<String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.to_string())
 }
