@@ -60,14 +60,8 @@ pub enum Error {
     Quantity { what: String, value: String },
     #[error("env var {0:?} has neither a value nor a supported valueFrom source")]
     EmptySource(String),
-    #[error("couldn't get {kind} {namespace}/{name} from the API server: {source}")]
-    Api {
-        kind: &'static str,
-        namespace: String,
-        name: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
+    #[error(transparent)]
+    Api(#[from] super::sources::FetchError),
 }
 
 /// ConfigMaps and Secrets already fetched, by name; a name that is absent does not exist.
@@ -114,14 +108,7 @@ pub async fn resolve(
 ) -> Result<Vec<(String, String)>, Error> {
     let namespace = namespace_of(pod);
     let (cm_names, secret_names) = referenced_sources(container);
-    let (cms, secrets) = super::sources::fetch(client, &namespace, cm_names, secret_names)
-        .await
-        .map_err(|e| Error::Api {
-            kind: e.kind,
-            namespace: e.namespace,
-            name: e.name,
-            source: e.source,
-        })?;
+    let (cms, secrets) = super::sources::fetch(client, &namespace, cm_names, secret_names).await?;
     let mut sources = Sources::default();
     cms.iter().for_each(|cm| sources.add_config_map(cm));
     secrets.iter().for_each(|s| sources.add_secret(s));

@@ -18,7 +18,7 @@ mod ipam;
 mod lifecycle;
 pub mod probes;
 mod service_env;
-mod sources;
+pub mod sources;
 mod static_pods;
 mod status;
 pub mod volumes;

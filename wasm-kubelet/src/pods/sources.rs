@@ -8,11 +8,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 
 /// Why a ConfigMap or Secret could not be read (the API failed; absence is not an error).
-#[derive(Debug)]
+/// Env and volume errors carry it as it is.
+#[derive(Debug, thiserror::Error)]
+#[error("couldn't get {kind} {namespace}/{name} from the API server: {source}")]
 pub struct FetchError {
     pub kind: &'static str,
     pub namespace: String,
     pub name: String,
+    #[source]
     pub source: Box<kube::Error>,
 }
 

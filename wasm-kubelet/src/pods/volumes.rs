@@ -103,14 +103,8 @@ pub enum Error {
         volume: String,
         sub_path: String,
     },
-    #[error("couldn't get {kind} {namespace}/{name} from the API server: {source}")]
-    Api {
-        kind: &'static str,
-        namespace: String,
-        name: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
+    #[error(transparent)]
+    Api(#[from] super::sources::FetchError),
     #[error("volume {volume:?}: {path}: {source}")]
     Io {
         volume: String,
@@ -332,14 +326,7 @@ async fn fetch(client: &kube::Client, pod: &Pod) -> Result<Sources, Error> {
             }
         }
     }
-    let (cms, secrets) = super::sources::fetch(client, &namespace, cm_names, secret_names)
-        .await
-        .map_err(|e| Error::Api {
-            kind: e.kind,
-            namespace: e.namespace,
-            name: e.name,
-            source: e.source,
-        })?;
+    let (cms, secrets) = super::sources::fetch(client, &namespace, cm_names, secret_names).await?;
     let mut sources = Sources::default();
     cms.iter().for_each(|cm| sources.add_config_map(cm));
     secrets.iter().for_each(|s| sources.add_secret(s));
