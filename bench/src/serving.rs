@@ -47,10 +47,15 @@ pub const CONNECTIONS: usize = 32;
 /// issue #7: the wasm service should reach at least half the native server's throughput.
 const THROUGHPUT_TARGET: f64 = 0.5;
 const NAMESPACE: &str = "default";
-const MANIFEST: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/http-echo/manifests/deployment.yaml"
-);
+/// The http-echo manifest of the checkout being measured: `cargo run` sets the crate's dir at
+/// run time, which stays right when one target dir serves two checkouts (the compile-time
+/// value would not, since cargo does not rebuild for a moved checkout).
+fn manifest_path() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+        .join("../examples/http-echo/manifests/deployment.yaml")
+}
 /// How long any one wait may take before the suite gives up.
 const WAIT: Duration = Duration::from_secs(120);
 /// Load before the measured rounds, so connections, pools and caches are warm.
@@ -232,8 +237,9 @@ fn ensure_release(server: &Server, sextant: &Path) -> anyhow::Result<()> {
 /// Creates the http-echo Deployment (1 replica) and its Service as a NodePort; returns the
 /// node port and the Ready pod's name and IP.
 async fn deploy(server: &Server, examples: &Path) -> anyhow::Result<(u16, String, String)> {
-    let text = std::fs::read_to_string(MANIFEST)
-        .with_context(|| format!("cannot read {MANIFEST}"))?
+    let manifest = manifest_path();
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?
         .replace("SEXTANT_EXAMPLES", &examples.display().to_string());
     let mut node_port = None;
     for doc in serde_yaml::Deserializer::from_str(&text) {
@@ -257,7 +263,7 @@ async fn deploy(server: &Server, examples: &Path) -> anyhow::Result<(u16, String
                     .and_then(|s| s.ports)
                     .and_then(|p| p.first().and_then(|p| p.node_port));
             }
-            other => anyhow::bail!("unexpected kind {other:?} in {MANIFEST}"),
+            other => anyhow::bail!("unexpected kind {other:?} in {}", manifest.display()),
         }
     }
     let node_port = node_port.context("the Service got no nodePort")?;

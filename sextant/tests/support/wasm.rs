@@ -11,6 +11,15 @@ fn target_dir() -> PathBuf {
     exe.ancestors().nth(3).unwrap().to_path_buf()
 }
 
+/// This crate's directory in the checkout being tested. Read at run time (cargo and nextest
+/// set it) because the compile-time value is stale when one target dir serves two checkouts:
+/// cargo does not rebuild a test binary just because the checkout moved.
+fn crate_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// Where the example modules are, building them first if needed.
 pub fn examples_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -20,7 +29,7 @@ pub fn examples_dir() -> &'static Path {
         let out = Command::new(cargo)
             .arg("build-examples")
             .env("CARGO_TARGET_DIR", &target)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(crate_dir())
             .output()
             .expect("cargo runs");
         assert!(
@@ -39,7 +48,7 @@ pub fn module(name: &str) -> PathBuf {
 
 /// An example's manifest with SEXTANT_EXAMPLES pointing at the built modules.
 pub fn manifest(example: &str, file: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = crate_dir()
         .join("../examples")
         .join(example)
         .join("manifests")

@@ -126,11 +126,16 @@ async fn watch_ending(
         if let Some(grace) = deletion_grace(&pod.borrow_and_update()) {
             return Ending::Delete(grace);
         }
+        // `biased`, shutdown first: the agent's pod loop drops every pod's sender as it stops,
+        // and a stopping agent must keep the pod's directory (its logs and emptyDirs) for
+        // the next start, never mistake the stop for the pod being gone.
         tokio::select! {
-            () = gone.cancelled() => return Ending::Gone,
+            biased;
             () = shutdown.cancelled() => return Ending::Shutdown,
+            () = gone.cancelled() => return Ending::Gone,
+            // The sender goes only with the agent's pod loop, which ends at shutdown.
             changed = pod.changed() => if changed.is_err() {
-                return Ending::Gone;
+                return Ending::Shutdown;
             },
         }
     }
@@ -803,5 +808,38 @@ impl PodRun {
         {
             tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove the pod's directory");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stopping agent drops every pod's sender as well as cancelling `shutdown`: whichever
+    /// the pod task sees first, the pod's directory must be kept (it was once removed,
+    /// losing the logs an adopted pod's `--previous` needed).
+    #[tokio::test]
+    async fn an_agent_stop_is_never_taken_for_a_pod_gone() {
+        for _ in 0..200 {
+            let (tx, rx) = watch::channel(Arc::new(Pod::default()));
+            let shutdown = CancellationToken::new();
+            shutdown.cancel();
+            drop(tx);
+            let end = watch_ending(rx, CancellationToken::new(), shutdown).await;
+            assert_eq!(end, Ending::Shutdown);
+        }
+        let (tx, rx) = watch::channel(Arc::new(Pod::default()));
+        drop(tx);
+        let end = watch_ending(rx, CancellationToken::new(), CancellationToken::new()).await;
+        assert_eq!(
+            end,
+            Ending::Shutdown,
+            "the sender goes only with the pod loop"
+        );
+        let (_tx, rx) = watch::channel(Arc::new(Pod::default()));
+        let gone = CancellationToken::new();
+        gone.cancel();
+        let end = watch_ending(rx, gone, CancellationToken::new()).await;
+        assert_eq!(end, Ending::Gone);
     }
 }
