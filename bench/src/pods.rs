@@ -23,8 +23,8 @@
 //!    skipped, saying so.
 //!
 //! The binaries are looked up beside this one (`target/release/`), the modules in
-//! `target/wasm32-wasip2/release/`: build them with
-//! `cargo build --release -p sextant -p wasm-kubelet && cargo build-examples --release`.
+//! `target/wasm32-wasip2/release/`; run through cargo, the bench builds them first
+//! ([`crate::server::ensure_built`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -48,8 +48,8 @@ const NAMESPACE: &str = "default";
 const NODE: &str = "bench-node";
 /// Loopback, so pods are reachable from this machine with no network setup.
 const CLUSTER_CIDR: &str = "127.200.0.0/16";
-/// A /20 per node: 4,094 pod addresses, room for the density run.
-const NODE_CIDR_MASK: &str = "20";
+/// A /19 per node: 8,190 pod addresses, room for the density run.
+const NODE_CIDR_MASK: &str = "19";
 /// A node name no agent answers for: pods bound to it only go through the API and store.
 const NO_NODE: &str = "bench-no-agent";
 const LABEL: &str = "app=bench";
@@ -72,6 +72,7 @@ pub(crate) struct Binaries {
 
 impl Binaries {
     pub(crate) fn find() -> anyhow::Result<Binaries> {
+        crate::server::ensure_built()?;
         let release = release_dir()?;
         let target = release
             .parent()
@@ -449,14 +450,13 @@ fn single(name: String, unit: &str, value: f64, target: Option<Target>) -> Figur
 }
 
 fn at_most(value: f64) -> Option<Target> {
-    Some(Target {
-        value,
-        higher_is_better: false,
-    })
+    Some(Target::at_most(value))
 }
 
 const FLOOR: &str = "create→ADDED, no agent";
-/// The issue's targets: p50 under 20 ms and p99 under 100 ms; the report checks the p99.
+/// Issue #5's targets for create→Running on an idle all-in-one server: p50 under 20 ms, p99
+/// under 100 ms (a burst of 100 is held to the p99 alone).
+const P50_TARGET_MS: f64 = 20.0;
 const P99_TARGET_MS: f64 = 100.0;
 
 /// Sections 1 and 3: one pod at a time, and the API's floor.
@@ -498,12 +498,14 @@ async fn one_at_a_time(
             let name = format!("{label}-{i}");
             warm.push(create_to_running(&api, &tracker, &name, &path).await?);
         }
-        figures.push(latency_figure(
-            format!("create→Running, one {label} pod at a time, warm (p50 target 20 ms)"),
+        let mut figure = latency_figure(
+            format!("create→Running, one {label} pod at a time, warm"),
             warm,
             Some((FLOOR, floor_median)),
             Some(P99_TARGET_MS),
-        ));
+        );
+        figure.target = figure.target.map(|t| t.and_median_at_most(P50_TARGET_MS));
+        figures.push(figure);
         clear(&server, stuck).await?;
     }
     report.figures.push(latency_figure(
@@ -588,13 +590,45 @@ async fn at_once(
 }
 
 /// Section 4: `n` idle http-echo pods on the node, and what they cost the server.
+/// A `wasm-kubelet` process joined to `server` as node `name`, Ready; its data dir lives as
+/// long as the returned guard.
+async fn start_kubelet(
+    bins: &Binaries,
+    server: &Server,
+    name: &str,
+) -> anyhow::Result<(Process, tempfile::TempDir)> {
+    let token = std::fs::read_to_string(server.dir.path().join("node-token"))
+        .context("the server wrote no node-token")?;
+    let dir = tempfile::tempdir()?;
+    let log_path = dir.path().join("wasm-kubelet.log");
+    let child = Command::new(&bins.kubelet)
+        .args(["--server", &format!("https://{}", server.addr)])
+        .args(["--token", token.trim(), "--node-name", name])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--kubelet-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path)?)
+        .spawn()
+        .with_context(|| format!("cannot run {}", bins.kubelet.display()))?;
+    let mut kubelet = Process::new(child, "wasm-kubelet");
+    let registered = server.wait_node_ready(name).await;
+    kubelet.ensure_alive(&log_path)?;
+    registered?;
+    Ok((kubelet, dir))
+}
+
+/// Fills one node with `n` idle http-echo pods. The agent is a `wasm-kubelet` process of its
+/// own, so its memory is measured apart from the API server's copies of the pods.
 async fn density(
     bins: &Binaries,
     n: usize,
     report: &mut Report,
     stuck: &mut usize,
 ) -> anyhow::Result<()> {
-    let server = start_server(bins, true, &[]).await?;
+    let server = start_server(bins, false, &[]).await?;
+    let (kubelet, _kubelet_dir) = start_kubelet(bins, &server, NODE).await?;
     let api = pods(&server);
     let stop = CancellationToken::new();
     let (tracker, watch) = Tracker::start(api.clone(), stop.clone()).await?;
@@ -604,7 +638,7 @@ async fn density(
     create_to_running(&api, &tracker, "warm-up", &module).await?;
     clear(&server, stuck).await?;
     tokio::time::sleep(SETTLE).await;
-    let before = server.process.rss_kib()?;
+    let (agent_before, server_before) = (kubelet.rss_kib()?, server.process.rss_kib()?);
 
     let names: Vec<String> = (0..n).map(|i| format!("idle-{i:05}")).collect();
     let start = Instant::now();
@@ -618,7 +652,7 @@ async fn density(
         .await?;
     let fill = start.elapsed();
     tokio::time::sleep(SETTLE).await;
-    let after = server.process.rss_kib()?;
+    let (agent_after, server_after) = (kubelet.rss_kib()?, server.process.rss_kib()?);
 
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -637,24 +671,31 @@ async fn density(
         }
     }
 
+    let per_pod = |before: u64, after: u64| after.saturating_sub(before) as f64 / n as f64;
     report.figures.push(single(
-        format!("agent memory per idle http-echo pod ({n} pods, server RSS delta)"),
+        format!("wasm-kubelet memory per idle http-echo pod ({n} pods, agent RSS delta)"),
         "KiB",
-        after.saturating_sub(before) as f64 / n as f64,
+        per_pod(agent_before, agent_after),
         at_most(200.0),
     ));
     report.figures.push(Figure {
         baseline: Some(Baseline {
             name: "0 pods".into(),
-            median: mb(before),
+            median: mb(agent_before),
         }),
         ..single(
-            format!("server RSS with {n} idle http-echo pods"),
+            format!("wasm-kubelet RSS with {n} idle http-echo pods"),
             "MB",
-            mb(after),
+            mb(agent_after),
             None,
         )
     });
+    report.figures.push(single(
+        format!("API server memory per pod object ({n} pods, server RSS delta)"),
+        "KiB",
+        per_pod(server_before, server_after),
+        None,
+    ));
     report.figures.push(single(
         format!("time until {n} http-echo pods Running ({FILL_CONCURRENCY} creates in flight)"),
         "s",
@@ -665,14 +706,12 @@ async fn density(
         format!("sampled pods answering GET podIP:8080/healthz (of {HTTP_SAMPLE})"),
         "pods",
         f64::from(answered),
-        Some(Target {
-            value: HTTP_SAMPLE as f64,
-            higher_is_better: true,
-        }),
+        Some(Target::at_least(HTTP_SAMPLE as f64)),
     ));
 
     stop.cancel();
     watch.await??;
+    kubelet.stop(Duration::from_secs(30)).await;
     server.stop().await;
     Ok(())
 }
@@ -688,25 +727,7 @@ async fn footprint(bins: &Binaries, report: &mut Report) -> anyhow::Result<()> {
     tokio::time::sleep(SETTLE).await;
     let bare = server.process.rss_kib()?;
 
-    let token = std::fs::read_to_string(server.dir.path().join("node-token"))
-        .context("the server wrote no node-token")?;
-    let kubelet_dir = tempfile::tempdir()?;
-    let log_path = kubelet_dir.path().join("wasm-kubelet.log");
-    let child = Command::new(&bins.kubelet)
-        .args(["--server", &format!("https://{}", server.addr)])
-        .args(["--token", token.trim(), "--node-name", "bench-edge"])
-        .arg("--data-dir")
-        .arg(kubelet_dir.path().join("data"))
-        .args(["--kubelet-listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path)?)
-        .spawn()
-        .with_context(|| format!("cannot run {}", bins.kubelet.display()))?;
-    let mut kubelet = Process::new(child, "wasm-kubelet");
-    let registered = server.wait_node_ready("bench-edge").await;
-    kubelet.ensure_alive(&log_path)?;
-    registered?;
+    let (kubelet, _kubelet_dir) = start_kubelet(bins, &server, "bench-edge").await?;
     tokio::time::sleep(SETTLE).await;
     let edge = kubelet.rss_kib()?;
     kubelet.stop(Duration::from_secs(15)).await;
@@ -867,7 +888,8 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let bins = Binaries::find()?;
     let mut report = Report::new("pods", quick);
-    let (n, rounds, idle) = if quick { (10, 1, 200) } else { (30, 3, 1_000) };
+    // 5,000 idle pods: issue #5's density target (and the agent's default `max_pods`).
+    let (n, rounds, idle) = if quick { (10, 1, 200) } else { (30, 3, 5_000) };
     let mut stuck = 0;
     let floor = one_at_a_time(&bins, n, &mut report, &mut stuck).await?;
     match std::env::var("SEXTANT_CRI_SOCKET") {

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Figure {
     pub name: String,
     pub unit: String,
@@ -19,16 +19,104 @@ pub struct Figure {
     pub target: Option<Target>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Baseline {
     pub name: String,
     pub median: f64,
 }
 
-#[derive(Debug, Serialize, Clone, Copy)]
+/// A figure's target. A lower-is-better target bounds the p99 where the figure has one (the
+/// median otherwise); `median_at_most` bounds the median as well (issue #5's pod start:
+/// p50 under 20 ms and p99 under 100 ms).
+#[derive(Debug, Serialize, Deserialize, Clone, Copy)]
 pub struct Target {
     pub value: f64,
     pub higher_is_better: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_at_most: Option<f64>,
+}
+
+impl Target {
+    pub fn at_least(value: f64) -> Target {
+        Target {
+            value,
+            higher_is_better: true,
+            median_at_most: None,
+        }
+    }
+
+    pub fn at_most(value: f64) -> Target {
+        Target {
+            value,
+            higher_is_better: false,
+            median_at_most: None,
+        }
+    }
+
+    pub fn and_median_at_most(self, median: f64) -> Target {
+        Target {
+            median_at_most: Some(median),
+            ..self
+        }
+    }
+
+    fn describe(&self, unit: &str) -> String {
+        let bound = if self.higher_is_better { "≥" } else { "≤" };
+        let main = format!("{bound} {} {unit}", number(self.value));
+        match self.median_at_most {
+            Some(m) => format!("p50 ≤ {} {unit}, p99 {main}", number(m)),
+            None => main,
+        }
+    }
+}
+
+/// How far one measured value is from its bound, in words a table can hold: "met (+38%)"
+/// is 38% of headroom, "met (×77)" a factor of 77, "missed (−23%)" 23% short, "missed
+/// (×4.7)" a factor of 4.7 the wrong way.
+fn distance(value: f64, bound: f64, higher_is_better: bool) -> String {
+    let met = if higher_is_better {
+        value >= bound
+    } else {
+        value <= bound
+    };
+    let word = if met { "met" } else { "missed" };
+    if bound == 0.0 || value == 0.0 {
+        return word.into();
+    }
+    // Above 1 when the value is on the good side of the bound.
+    let better = if higher_is_better {
+        value / bound
+    } else {
+        bound / value
+    };
+    // Within a factor of 2 as a percentage, beyond it as a factor.
+    let factor = |f: f64| {
+        if f >= 10.0 {
+            format!("×{f:.0}")
+        } else {
+            format!("×{f:.1}")
+        }
+    };
+    if better == 1.0 {
+        word.into()
+    } else if met && better < 2.0 {
+        format!("{word} (+{:.0}%)", (better - 1.0) * 100.0)
+    } else if met {
+        format!("{word} ({})", factor(better))
+    } else if better > 0.5 {
+        format!("{word} (−{:.0}%)", (1.0 - better) * 100.0)
+    } else {
+        format!("{word} ({})", factor(1.0 / better))
+    }
+}
+
+/// A number as a table shows it: integers plainly, others with 2 decimals.
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 impl Figure {
@@ -36,22 +124,51 @@ impl Figure {
         self.baseline.as_ref().map(|b| self.median / b.median)
     }
 
+    /// The value the target bounds: the p99 of a lower-is-better latency, else the median.
+    fn checked(&self, t: &Target) -> f64 {
+        self.p99
+            .filter(|_| !t.higher_is_better)
+            .unwrap_or(self.median)
+    }
+
     pub fn meets_target(&self) -> Option<bool> {
         self.target.map(|t| {
-            let v = self
-                .p99
-                .filter(|_| !t.higher_is_better)
-                .unwrap_or(self.median);
-            if t.higher_is_better {
+            let v = self.checked(&t);
+            let main = if t.higher_is_better {
                 v >= t.value
             } else {
                 v <= t.value
-            }
+            };
+            main && t.median_at_most.is_none_or(|m| self.median <= m)
         })
+    }
+
+    /// "met (+38%)", "missed (×4.7)"; both bounds of a two-bound target ("p50 missed
+    /// (−25%); p99 met (+130%)").
+    pub fn distance(&self) -> Option<String> {
+        let t = self.target?;
+        let main = distance(self.checked(&t), t.value, t.higher_is_better);
+        Some(match t.median_at_most {
+            Some(m) => format!("p50 {}; p99 {main}", distance(self.median, m, false)),
+            None => main,
+        })
+    }
+
+    /// The value its target bounds, as the summary table shows it.
+    fn measured(&self) -> String {
+        match (self.target, self.p99) {
+            (Some(t), Some(p99)) if !t.higher_is_better => format!(
+                "p50 {} / p99 {} {}",
+                number(self.median),
+                number(p99),
+                self.unit
+            ),
+            _ => format!("{} {}", number(self.median), self.unit),
+        }
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
     pub suite: String,
     pub quick: bool,
@@ -87,14 +204,8 @@ impl Report {
                 ),
                 _ => ("–".into(), "–".into()),
             };
-            let target = match (f.target, f.meets_target()) {
-                (Some(t), Some(ok)) => format!(
-                    "{} {} {} ({})",
-                    if t.higher_is_better { "≥" } else { "≤" },
-                    t.value,
-                    f.unit,
-                    if ok { "met" } else { "missed" }
-                ),
+            let target = match (f.target, f.distance()) {
+                (Some(t), Some(d)) => format!("{} ({d})", t.describe(&f.unit)),
                 _ => "–".into(),
             };
             println!(
@@ -110,6 +221,46 @@ impl Report {
         std::fs::write(&path, serde_json::to_vec_pretty(self)?)?;
         Ok(path)
     }
+}
+
+/// Every figure with a target, of the suites whose JSON is in `dir`, as one markdown table:
+/// the top of BENCHMARKS.md. Suites not run yet are named as missing.
+pub fn summary(dir: &Path, suites: &[&str]) -> anyhow::Result<String> {
+    let mut out =
+        String::from("| suite | figure | measured | target | distance |\n|---|---|---|---|---|\n");
+    let mut missing = Vec::new();
+    for suite in suites {
+        let path = dir.join(format!("{suite}.json"));
+        let Ok(bytes) = std::fs::read(&path) else {
+            missing.push(*suite);
+            continue;
+        };
+        let report: Report = serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("{} is not a bench report: {e}", path.display()))?;
+        let name = if report.quick {
+            format!("{suite} (quick)")
+        } else {
+            (*suite).to_owned()
+        };
+        for f in report.figures.iter().filter(|f| f.target.is_some()) {
+            let t = f.target.expect("filtered");
+            out.push_str(&format!(
+                "| {name} | {} | {} | {} | {} |\n",
+                f.name,
+                f.measured(),
+                t.describe(&f.unit),
+                f.distance().unwrap_or_default()
+            ));
+        }
+    }
+    if !missing.is_empty() {
+        out.push_str(&format!(
+            "\nNot run yet (no JSON in {}): {}\n",
+            dir.display(),
+            missing.join(", ")
+        ));
+    }
+    Ok(out)
 }
 
 /// The median of `values` (which it sorts).
@@ -148,10 +299,7 @@ pub fn latency_figure(
             name: name.into(),
             median,
         }),
-        target: target.map(|value| Target {
-            value,
-            higher_is_better: false,
-        }),
+        target: target.map(Target::at_most),
     }
 }
 
@@ -188,5 +336,57 @@ mod tests {
         assert_eq!(percentile(&mut v, 99.0), 99.0);
         assert_eq!(percentile(&mut [3.0, 1.0, 2.0], 50.0), 2.0);
         assert_eq!(percentile(&mut [5.0], 99.0), 5.0);
+    }
+
+    #[test]
+    fn distances_say_how_far_and_which_way() {
+        assert_eq!(distance(27_570.0, 20_000.0, true), "met (+38%)");
+        assert_eq!(distance(6_731.0 / 63_672.0, 0.5, true), "missed (×4.7)");
+        assert_eq!(distance(26.1, 20.0, false), "missed (−23%)");
+        assert_eq!(distance(46.8, 100.0, false), "met (×2.1)");
+        assert_eq!(distance(12.9, 1000.0, false), "met (×78)");
+        assert_eq!(distance(5.0, 5.0, true), "met");
+        assert_eq!(distance(0.0, 0.0, false), "met");
+        assert_eq!(distance(3.0, 0.0, false), "missed");
+    }
+
+    #[test]
+    fn a_two_bound_target_needs_both() {
+        let mut f = latency_figure("start".into(), vec![26.0; 10], None, Some(100.0));
+        f.target = f.target.map(|t| t.and_median_at_most(20.0));
+        assert_eq!(f.meets_target(), Some(false));
+        assert_eq!(f.distance().unwrap(), "p50 missed (−23%); p99 met (×3.8)");
+        f.median = 10.0;
+        assert_eq!(f.meets_target(), Some(true));
+    }
+
+    #[test]
+    fn the_summary_reads_back_what_suites_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Report::new("serving", true);
+        r.figures.push(Figure {
+            name: "requests/s ratio".into(),
+            unit: "×".into(),
+            median: 0.11,
+            p99: None,
+            runs: 3,
+            baseline: None,
+            target: Some(Target::at_least(0.5)),
+        });
+        r.figures
+            .push(latency_figure("untargeted".into(), vec![1.0], None, None));
+        r.write_json(dir.path()).unwrap();
+        let table = summary(dir.path(), &["serving", "store"]).unwrap();
+        assert!(
+            table.contains(
+                "| serving (quick) | requests/s ratio | 0.11 × | ≥ 0.50 × | missed (×4.5) |"
+            ),
+            "{table}"
+        );
+        assert!(!table.contains("untargeted"), "{table}");
+        assert!(
+            table.contains("Not run yet") && table.contains("store"),
+            "{table}"
+        );
     }
 }

@@ -316,10 +316,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
         p99: None,
         runs,
         baseline: baseline(),
-        target: Some(Target {
-            value: 2_000.0,
-            higher_is_better: true,
-        }),
+        target: Some(Target::at_least(2_000.0)),
     });
     report.figures.push(Figure {
         name: format!(

@@ -21,8 +21,57 @@ pub fn release_dir() -> anyhow::Result<PathBuf> {
         .to_owned())
 }
 
-/// The release `sextant` binary, which must have been built.
+/// Builds what the suites run (the release `sextant` and `wasm-kubelet`, and the example
+/// modules) with the cargo that started this bench, once per run: one command then measures
+/// the checkout as it is, never a binary left over from an older build. Up-to-date builds
+/// take cargo a second. Run outside cargo (`CARGO` unset), it builds nothing, and the
+/// suites say what is missing.
+pub fn ensure_built() -> anyhow::Result<()> {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let (Some(cargo), Some(crate_dir)) = (
+            std::env::var_os("CARGO"),
+            std::env::var_os("CARGO_MANIFEST_DIR"),
+        ) else {
+            return Ok(());
+        };
+        let target = release_dir()
+            .ok()
+            .and_then(|r| r.parent().map(Path::to_owned))
+            .ok_or("the bench binary is not in a cargo target dir")?;
+        for args in [
+            // With `-p bench`, so that features unify as for `cargo run -p bench`, whose
+            // artifacts are then reused: without it cargo builds every shared crate again.
+            &[
+                "build",
+                "--release",
+                "-p",
+                "bench",
+                "-p",
+                "sextant",
+                "-p",
+                "wasm-kubelet",
+            ][..],
+            &["build-examples", "--release"][..],
+        ] {
+            let status = Command::new(&cargo)
+                .args(args)
+                .env("CARGO_TARGET_DIR", &target)
+                .current_dir(&crate_dir)
+                .status()
+                .map_err(|e| format!("cannot run cargo: {e}"))?;
+            if !status.success() {
+                return Err(format!("`cargo {}` failed", args.join(" ")));
+            }
+        }
+        Ok(())
+    });
+    result.clone().map_err(anyhow::Error::msg)
+}
+
+/// The release `sextant` binary (built by [`ensure_built`] when run through cargo).
 pub fn sextant_binary() -> anyhow::Result<PathBuf> {
+    ensure_built()?;
     let path = release_dir()?.join("sextant");
     anyhow::ensure!(
         path.exists(),

@@ -172,10 +172,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
         p99: None,
         runs: node_load.rates.len(),
         baseline: None,
-        target: Some(Target {
-            value: THROUGHPUT_TARGET,
-            higher_is_better: true,
-        }),
+        target: Some(Target::at_least(THROUGHPUT_TARGET)),
     });
     let native_base = Some(("native hyper server", native_latency));
     report.figures.push(latency_figure(
@@ -211,10 +208,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
         p99: None,
         runs: 1,
         baseline: None,
-        target: Some(Target {
-            value: 0.0,
-            higher_is_better: false,
-        }),
+        target: Some(Target::at_most(0.0)),
     });
     Ok(report)
 }

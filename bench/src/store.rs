@@ -197,10 +197,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
                 name: "redb, fsync per write".into(),
                 median: *naive,
             }),
-            target: Some(Target {
-                value: target,
-                higher_is_better: true,
-            }),
+            target: Some(Target::at_least(target)),
         });
     }
 
@@ -217,10 +214,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
         median: median(&mut lat),
         runs: 1,
         baseline: None,
-        target: Some(Target {
-            value: 10.0,
-            higher_is_better: false,
-        }),
+        target: Some(Target::at_most(10.0)),
     });
     Ok(report)
 }

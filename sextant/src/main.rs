@@ -26,6 +26,12 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     sextant::logging::init();
     let cli = Cli::parse();
+    // Watches, pods' listeners (with the embedded node agent) and clients all hold open
+    // files; the usual soft limit of 1,024 caps a server near a thousand of them. Raised to
+    // the hard limit, the administrator's word, as Go programs (Kubernetes') do at start.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "cannot raise the open-file limit; many pods or watches may run out of sockets");
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Cmd::Server(args) => runtime.block_on(sextant::server::run(

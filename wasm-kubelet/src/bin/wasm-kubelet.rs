@@ -52,11 +52,25 @@ struct Args {
 async fn main() -> ExitCode {
     init_logging();
     let args = Args::parse();
+    raise_file_limit();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every HTTP pod holds a listening socket, and every request a connection: the soft limit of
+/// 1,024 open files that most systems start processes with would cap a node near a thousand
+/// pods. The hard limit is the administrator's word, so the soft one is raised to it (as Go
+/// programs, Kubernetes' kubelet among them, do at start).
+fn raise_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit; the node may run out of sockets with many pods")
         }
     }
 }
