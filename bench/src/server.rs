@@ -40,18 +40,8 @@ pub fn ensure_built() -> anyhow::Result<()> {
             .and_then(|r| r.parent().map(Path::to_owned))
             .ok_or("the bench binary is not in a cargo target dir")?;
         for args in [
-            // With `-p bench`, so that features unify as for `cargo run -p bench`, whose
-            // artifacts are then reused: without it cargo builds every shared crate again.
-            &[
-                "build",
-                "--release",
-                "-p",
-                "bench",
-                "-p",
-                "sextant",
-                "-p",
-                "wasm-kubelet",
-            ][..],
+            // Not `-p bench`: that would relink the binary running now.
+            &["build", "--release", "-p", "sextant", "-p", "wasm-kubelet"][..],
             &["build-examples", "--release"][..],
         ] {
             let status = Command::new(&cargo)

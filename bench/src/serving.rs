@@ -96,7 +96,8 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
 
     let native_addr: SocketAddr = free_addr()?.parse()?;
     let log = server.dir.path().join("native-echo.log");
-    let child = Command::new(std::env::current_exe()?)
+    // `/proc/self/exe`: this very binary even if cargo has since replaced the file.
+    let child = Command::new("/proc/self/exe")
         .args([NATIVE_ECHO_ARG, &native_addr.to_string(), &pod_name])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log)?)
