@@ -25,6 +25,9 @@ pub mod store;
 
 /// Every suite, in the order a full run takes them.
 pub const SUITES: &[&str] = &["store", "scheduler", "pods", "api", "serving"];
+/// The suites that run the release binaries and example modules, which the bench command
+/// builds first ([`server::ensure_built`]); the others measure libraries in process.
+pub const BUILT_SUITES: &[&str] = &["pods", "api", "serving"];
 
 pub async fn run_suite(name: &str, quick: bool) -> anyhow::Result<report::Report> {
     match name {

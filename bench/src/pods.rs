@@ -23,7 +23,7 @@
 //!    skipped, saying so.
 //!
 //! The binaries are looked up beside this one (`target/release/`), the modules in
-//! `target/wasm32-wasip2/release/`; run through cargo, the bench builds them first
+//! `target/wasm32-wasip2/release/`; run through cargo, the bench command builds them first
 //! ([`crate::server::ensure_built`]).
 
 use std::collections::HashMap;
@@ -72,7 +72,6 @@ pub(crate) struct Binaries {
 
 impl Binaries {
     pub(crate) fn find() -> anyhow::Result<Binaries> {
-        crate::server::ensure_built()?;
         let release = release_dir()?;
         let target = release
             .parent()
@@ -449,10 +448,6 @@ fn single(name: String, unit: &str, value: f64, target: Option<Target>) -> Figur
     }
 }
 
-fn at_most(value: f64) -> Option<Target> {
-    Some(Target::at_most(value))
-}
-
 const FLOOR: &str = "create→ADDED, no agent";
 /// Issue #5's targets for create→Running on an idle all-in-one server: p50 under 20 ms, p99
 /// under 100 ms (a burst of 100 is held to the p99 alone).
@@ -589,7 +584,6 @@ async fn at_once(
     Ok(())
 }
 
-/// Section 4: `n` idle http-echo pods on the node, and what they cost the server.
 /// A `wasm-kubelet` process joined to `server` as node `name`, Ready; its data dir lives as
 /// long as the returned guard.
 async fn start_kubelet(
@@ -619,7 +613,7 @@ async fn start_kubelet(
     Ok((kubelet, dir))
 }
 
-/// Fills one node with `n` idle http-echo pods. The agent is a `wasm-kubelet` process of its
+/// Section 4: fills one node with `n` idle http-echo pods. The agent is a `wasm-kubelet` process of its
 /// own, so its memory is measured apart from the API server's copies of the pods.
 async fn density(
     bins: &Binaries,
@@ -676,7 +670,7 @@ async fn density(
         format!("wasm-kubelet memory per idle http-echo pod ({n} pods, agent RSS delta)"),
         "KiB",
         per_pod(agent_before, agent_after),
-        at_most(200.0),
+        Some(Target::at_most(200.0)),
     ));
     report.figures.push(Figure {
         baseline: Some(Baseline {
@@ -754,7 +748,7 @@ async fn footprint(bins: &Binaries, report: &mut Report) -> anyhow::Result<()> {
         "idle wasm-kubelet RSS, 3 s after its node was Ready".into(),
         "MB",
         mb(edge),
-        at_most(30.0),
+        Some(Target::at_most(30.0)),
     ));
     Ok(())
 }
@@ -910,7 +904,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
         format!("pods still Terminating {GRACEFUL_WAIT:?} after a graceful delete (whole run)"),
         "pods",
         stuck as f64,
-        at_most(0.0),
+        Some(Target::at_most(0.0)),
     ));
     Ok(report)
 }

@@ -74,11 +74,7 @@ impl Target {
 /// is 38% of headroom, "met (×77)" a factor of 77, "missed (−23%)" 23% short, "missed
 /// (×4.7)" a factor of 4.7 the wrong way.
 fn distance(value: f64, bound: f64, higher_is_better: bool) -> String {
-    let met = if higher_is_better {
-        value >= bound
-    } else {
-        value <= bound
-    };
+    let met = within(value, bound, higher_is_better);
     let word = if met { "met" } else { "missed" };
     if bound == 0.0 || value == 0.0 {
         return word.into();
@@ -110,6 +106,15 @@ fn distance(value: f64, bound: f64, higher_is_better: bool) -> String {
     }
 }
 
+/// Whether `value` is on the good side of `bound` (or on it).
+fn within(value: f64, bound: f64, higher_is_better: bool) -> bool {
+    if higher_is_better {
+        value >= bound
+    } else {
+        value <= bound
+    }
+}
+
 /// A number as a table shows it: integers plainly, others with 2 decimals.
 fn number(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
@@ -133,13 +138,8 @@ impl Figure {
 
     pub fn meets_target(&self) -> Option<bool> {
         self.target.map(|t| {
-            let v = self.checked(&t);
-            let main = if t.higher_is_better {
-                v >= t.value
-            } else {
-                v <= t.value
-            };
-            main && t.median_at_most.is_none_or(|m| self.median <= m)
+            within(self.checked(&t), t.value, t.higher_is_better)
+                && t.median_at_most.is_none_or(|m| self.median <= m)
         })
     }
 

@@ -21,47 +21,46 @@ pub fn release_dir() -> anyhow::Result<PathBuf> {
         .to_owned())
 }
 
-/// Builds what the suites run (the release `sextant` and `wasm-kubelet`, and the example
-/// modules) with the cargo that started this bench, once per run: one command then measures
-/// the checkout as it is, never a binary left over from an older build. Up-to-date builds
-/// take cargo a second. Run outside cargo (`CARGO` unset), it builds nothing, and the
-/// suites say what is missing.
+/// This crate's directory in the checkout being measured. Read at run time (`cargo run`
+/// sets it) because the compile-time value is stale when one target dir serves two
+/// checkouts: cargo does not rebuild a binary just because the checkout moved.
+pub fn crate_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// Builds what the suites that run real binaries need (the release `sextant` and
+/// `wasm-kubelet`, and the example modules) with the cargo that started this bench: one
+/// command then measures the checkout as it is, never a binary left over from an older
+/// build. Up-to-date builds take cargo a second. Run outside cargo (`CARGO` unset), it
+/// builds nothing, and the suites say what is missing.
 pub fn ensure_built() -> anyhow::Result<()> {
-    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let result = BUILT.get_or_init(|| {
-        let (Some(cargo), Some(crate_dir)) = (
-            std::env::var_os("CARGO"),
-            std::env::var_os("CARGO_MANIFEST_DIR"),
-        ) else {
-            return Ok(());
-        };
-        let target = release_dir()
-            .ok()
-            .and_then(|r| r.parent().map(Path::to_owned))
-            .ok_or("the bench binary is not in a cargo target dir")?;
-        for args in [
-            // Not `-p bench`: that would relink the binary running now.
-            &["build", "--release", "-p", "sextant", "-p", "wasm-kubelet"][..],
-            &["build-examples", "--release"][..],
-        ] {
-            let status = Command::new(&cargo)
-                .args(args)
-                .env("CARGO_TARGET_DIR", &target)
-                .current_dir(&crate_dir)
-                .status()
-                .map_err(|e| format!("cannot run cargo: {e}"))?;
-            if !status.success() {
-                return Err(format!("`cargo {}` failed", args.join(" ")));
-            }
-        }
-        Ok(())
-    });
-    result.clone().map_err(anyhow::Error::msg)
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Ok(());
+    };
+    let target = release_dir()?
+        .parent()
+        .context("the bench binary is not in a cargo target dir")?
+        .to_owned();
+    for args in [
+        // Not `-p bench`: that would relink the binary running now.
+        &["build", "--release", "-p", "sextant", "-p", "wasm-kubelet"][..],
+        &["build-examples", "--release"][..],
+    ] {
+        let status = Command::new(&cargo)
+            .args(args)
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(crate_dir())
+            .status()
+            .context("cannot run cargo")?;
+        anyhow::ensure!(status.success(), "`cargo {}` failed", args.join(" "));
+    }
+    Ok(())
 }
 
 /// The release `sextant` binary (built by [`ensure_built`] when run through cargo).
 pub fn sextant_binary() -> anyhow::Result<PathBuf> {
-    ensure_built()?;
     let path = release_dir()?.join("sextant");
     anyhow::ensure!(
         path.exists(),

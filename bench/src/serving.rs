@@ -47,14 +47,9 @@ pub const CONNECTIONS: usize = 32;
 /// issue #7: the wasm service should reach at least half the native server's throughput.
 const THROUGHPUT_TARGET: f64 = 0.5;
 const NAMESPACE: &str = "default";
-/// The http-echo manifest of the checkout being measured: `cargo run` sets the crate's dir at
-/// run time, which stays right when one target dir serves two checkouts (the compile-time
-/// value would not, since cargo does not rebuild for a moved checkout).
+/// The http-echo manifest of the checkout being measured.
 fn manifest_path() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
-        .join("../examples/http-echo/manifests/deployment.yaml")
+    crate::server::crate_dir().join("../examples/http-echo/manifests/deployment.yaml")
 }
 /// How long any one wait may take before the suite gives up.
 const WAIT: Duration = Duration::from_secs(120);
